@@ -1,0 +1,179 @@
+/*
+ * main — the cdeguard command line: serve, check-config, hash-token.
+ *
+ * Exit status: 0 success, 1 the command failed (bad config, cannot listen),
+ * 2 usage error.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config/config.h"
+#include "daemon/daemon.h"
+#include "identity/identity.h"
+
+static const char usage_main[] =
+    "usage: cdeguard <command> [options]\n"
+    "\n"
+    "cdeguard is the egress control point for cloud development environments:\n"
+    "an egress proxy with per-workspace policies, SSRF guard and audit trail.\n"
+    "\n"
+    "commands:\n"
+    "  serve --config FILE       run the daemon (egress proxy, admin/metrics)\n"
+    "  check-config FILE         validate a config file and report every error\n"
+    "  hash-token [TOKEN]        print the sha256:<hex> form of a workspace token\n"
+    "  version                   print the version (also --version)\n"
+    "  help [COMMAND]            this text, or a command's help (also COMMAND --help)\n";
+
+static const char usage_serve[] =
+    "usage: cdeguard serve --config FILE [--workers N]\n"
+    "\n"
+    "Runs the daemon in the foreground; logs go to stderr, audit records to the\n"
+    "configured sink.\n"
+    "  -c, --config FILE   configuration file (YAML); required\n"
+    "  -w, --workers N     event-loop threads (overrides `workers:`; default: cores)\n"
+    "signals: SIGHUP reloads the config (an invalid file is refused and the\n"
+    "running config stays); SIGTERM/SIGINT drain in-flight requests and exit.\n";
+
+static const char usage_check[] =
+    "usage: cdeguard check-config FILE\n"
+    "\n"
+    "Loads and validates FILE exactly as `serve` would. Prints \"FILE: ok\" and exits 0,\n"
+    "or prints every problem as FILE:LINE: message on stderr and exits 1.\n";
+
+static const char usage_hash[] =
+    "usage: cdeguard hash-token [TOKEN]\n"
+    "\n"
+    "Prints sha256:<hex> for TOKEN (or for the first line of standard input), the\n"
+    "form in which workspace tokens are stored in the config. Passing the token on\n"
+    "stdin keeps it out of the shell history.\n";
+
+static int want_help(int argc, char **argv)
+{
+    for (int i = 2; i < argc; i++)
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) return 1;
+    return 0;
+}
+
+static int cmd_serve(int argc, char **argv)
+{
+    const char *path = NULL;
+    int workers = 0;
+    for (int i = 2; i < argc; i++) {
+        const char *a = argv[i];
+        if ((strcmp(a, "--config") == 0 || strcmp(a, "-c") == 0) && i + 1 < argc) {
+            path = argv[++i];
+        } else if (strncmp(a, "--config=", 9) == 0) {
+            path = a + 9;
+        } else if ((strcmp(a, "--workers") == 0 || strcmp(a, "-w") == 0) && i + 1 < argc) {
+            char *end;
+            long v = strtol(argv[++i], &end, 10);
+            if (*end || v < 1 || v > 256) {
+                fprintf(stderr, "cdeguard serve: --workers takes a number from 1 to 256\n");
+                return 2;
+            }
+            workers = (int)v;
+        } else {
+            fprintf(stderr, "cdeguard serve: unexpected argument '%s'\n\n%s", a, usage_serve);
+            return 2;
+        }
+    }
+    if (!path) {
+        fprintf(stderr, "cdeguard serve: --config FILE is required\n\n%s", usage_serve);
+        return 2;
+    }
+    return daemon_serve(path, workers);
+}
+
+static int cmd_check(int argc, char **argv)
+{
+    if (argc != 3) {
+        fprintf(stderr, "%s", usage_check);
+        return 2;
+    }
+    config_errors_t errs = {0};
+    config_t *c = config_load(argv[2], &errs);
+    if (!c) {
+        for (size_t i = 0; i < errs.n; i++)
+            fprintf(stderr, "%s\n", errs.msgs[i]);
+        if (errs.n == 0) fprintf(stderr, "%s: cannot be loaded\n", argv[2]);
+        config_errors_free(&errs);
+        return 1;
+    }
+    config_errors_free(&errs);
+    printf("%s: ok (%zu workspaces, %zu policies)\n", argv[2], c->nworkspaces, c->npolicies);
+    config_unref(c);
+    return 0;
+}
+
+static int cmd_hash(int argc, char **argv)
+{
+    char line[4096];
+    const char *tok;
+    size_t len;
+    if (argc == 3) {
+        tok = argv[2];
+        len = strlen(tok);
+    } else if (argc == 2) {
+        if (!fgets(line, sizeof line, stdin)) {
+            fprintf(stderr, "cdeguard hash-token: no token on standard input\n");
+            return 1;
+        }
+        len = strcspn(line, "\r\n");
+        line[len] = 0;
+        tok = line;
+    } else {
+        fprintf(stderr, "%s", usage_hash);
+        return 2;
+    }
+    if (len == 0) {
+        fprintf(stderr, "cdeguard hash-token: empty token\n");
+        return 1;
+    }
+    uint8_t d[32];
+    ident_hash_token(tok, len, d);
+    printf("sha256:");
+    for (int i = 0; i < 32; i++)
+        printf("%02x", d[i]);
+    printf("\n");
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        fprintf(stderr, "%s", usage_main);
+        return 2;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "version") == 0 || strcmp(cmd, "-V") == 0) {
+        printf("cdeguard %s\n", CDEGUARD_VERSION);
+        return 0;
+    }
+    if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
+        const char *sub = argc > 2 ? argv[2] : "";
+        if (strcmp(sub, "serve") == 0)
+            fputs(usage_serve, stdout);
+        else if (strcmp(sub, "check-config") == 0)
+            fputs(usage_check, stdout);
+        else if (strcmp(sub, "hash-token") == 0)
+            fputs(usage_hash, stdout);
+        else
+            fputs(usage_main, stdout);
+        return 0;
+    }
+    if (strcmp(cmd, "serve") == 0) {
+        if (want_help(argc, argv)) return fputs(usage_serve, stdout), 0;
+        return cmd_serve(argc, argv);
+    }
+    if (strcmp(cmd, "check-config") == 0) {
+        if (want_help(argc, argv)) return fputs(usage_check, stdout), 0;
+        return cmd_check(argc, argv);
+    }
+    if (strcmp(cmd, "hash-token") == 0) {
+        if (want_help(argc, argv)) return fputs(usage_hash, stdout), 0;
+        return cmd_hash(argc, argv);
+    }
+    fprintf(stderr, "cdeguard: unknown command '%s'\n\n%s", cmd, usage_main);
+    return 2;
+}
