@@ -1,0 +1,1826 @@
+/*
+ * config — load cdeguard's YAML configuration into an immutable config_t.
+ *
+ * Pipeline:
+ *   bytes (at most CONFIG_MAX_FILE)
+ *   → libyaml events → a flat node tree (config_node_t array + one string
+ *     pool; nesting limited to CONFIG_MAX_DEPTH, built without recursion;
+ *     YAML aliases are refused, so no node is ever shared)
+ *   → schema walk filling a config_t, every problem recorded with the line
+ *     of the node at fault (never stops at the first)
+ *   → cross checks: duplicate workspace ids / policy names / tokens, group
+ *     coverage (each workspace group covered by exactly one policy),
+ *     overlapping workspace sources, equal listener ports
+ *   → either the config (refs == 1) or NULL and every error, sorted by line,
+ *     as "FILE:LINE: message" (LINE is 1-based; file-wide problems use 1).
+ *
+ * Invariants of a returned config_t: every workspace has an id, a group and
+ * a non-NULL policy pointing into cfg->policies; every policy has a name,
+ * at least one group and non-NULL allow/deny domain sets; global_deny is
+ * non-NULL; the ids stored in a domain set index the matching *_patterns
+ * array, which keeps each pattern exactly as written (for audit messages);
+ * audit_path and path are non-NULL; workspace ids, group and policy names
+ * are 1..64 of [A-Za-z0-9._-] (they go into credentials, headers, JSON and
+ * metric labels unescaped); timeouts are 1 ms..168 h.
+ *
+ * Messages quote user values sanitised and truncated (CONFIG_ECHO_BUF), never
+ * a token (it may be a clear-text secret); at most CONFIG_MAX_ERRORS are kept,
+ * followed by a "too many errors" line.
+ *
+ * Memory: the config_t owns everything it points to (strings, arrays, CIDR
+ * sets, domain sets); the last config_unref() frees it.  During loading all
+ * scratch memory (tree, error list, cross-check tables) lives in a
+ * config_ctx_t and is freed before returning.  Error strings handed to the
+ * caller are owned by its config_errors_t (config_errors_free).
+ *
+ * Return convention: parse helpers return 0 on success and -1 on invalid
+ * input; schema functions return nothing and record errors in the context.
+ * Bad input is never fatal: no abort(), no unbounded recursion, every
+ * allocation failure becomes an "out of memory" error.
+ */
+#include "config/config.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <yaml.h>
+
+#define CONFIG_MAX_FILE (4u << 20) /* bytes */
+#define CONFIG_MAX_DEPTH 32        /* the schema itself needs 4 */
+#define CONFIG_MAX_NODES 1000000u
+#define CONFIG_MAX_ERRORS 200
+#define CONFIG_MAX_TIMEOUT_MS (168ull * 3600 * 1000) /* one week */
+#define CONFIG_ECHO_BUF 72 /* a user value quoted in a message, truncated */
+#define CONFIG_LABEL_BUF 96
+#define CONFIG_WHAT_BUF 160
+#define CONFIG_NONE UINT32_MAX
+
+/* ------------------------------------------------------------------------ */
+/* Node tree                                                                 */
+
+typedef enum {
+    CONFIG_N_SCALAR = 0,
+    CONFIG_N_SEQ,
+    CONFIG_N_MAP,
+    CONFIG_N_BAD, /* an alias: already reported, ignored by every check */
+} config_kind_t;
+
+/* One YAML node.  Children are linked through first/next; a mapping's
+ * children alternate key, value.  Scalars are NUL-terminated in the pool
+ * (len may be shorter than strlen only if the text contains a NUL). */
+typedef struct config_node {
+    uint8_t kind;
+    bool plain; /* plain (unquoted, untagged) scalar */
+    int line;   /* 1-based */
+    uint32_t str, len;
+    uint32_t first, next, n;
+} config_node_t;
+
+typedef struct config_msg {
+    int line;
+    size_t seq;
+    char *text;
+} config_msg_t;
+
+/* An entry of a cross-check table: a key (string or token hash), who owns
+ * it (workspace or policy index) and where it was written. */
+typedef struct config_key {
+    const void *key;
+    size_t len;
+    size_t owner;
+    int line;
+} config_key_t;
+
+typedef struct config_keys {
+    config_key_t *v;
+    size_t n, cap;
+} config_keys_t;
+
+typedef struct config_src {
+    netcidr_t cidr;
+    size_t ws;
+    int line;
+    uint32_t node;
+} config_src_t;
+
+typedef struct config_ctx {
+    const char *name;
+    const char *data;
+    size_t len;
+    config_node_t *nodes;
+    size_t nnodes, capnodes;
+    char *strs;
+    size_t nstrs, capstrs;
+    config_msg_t *msgs;
+    size_t nmsgs, capmsgs, dropped;
+    bool oom;
+    config_t *cfg;
+    /* cross checks */
+    config_keys_t wsids, polnames, groups, tokens;
+    config_src_t *srcs;
+    size_t nsrcs, capsrcs;
+    int *ws_group_line;
+    int egress_line, admin_line;
+} config_ctx_t;
+
+static void *config_grow(void *p, size_t *cap, size_t need, size_t size)
+{
+    if (need <= *cap) return p;
+    size_t ncap = *cap ? *cap : 16;
+    while (ncap < need) {
+        if (ncap > SIZE_MAX / 2 / size) return NULL;
+        ncap *= 2;
+    }
+    void *np = realloc(p, ncap * size);
+    if (np) *cap = ncap;
+    return np;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Errors                                                                    */
+
+static void config_msg_push(config_ctx_t *c, int line, char *text)
+{
+    void *np = config_grow(c->msgs, &c->capmsgs, c->nmsgs + 1, sizeof *c->msgs);
+    if (!np) {
+        free(text);
+        c->oom = true;
+        return;
+    }
+    c->msgs = np;
+    c->msgs[c->nmsgs] = (config_msg_t){.line = line, .seq = c->nmsgs, .text = text};
+    c->nmsgs++;
+}
+
+static char *config_format(const char *name, int line, const char *body)
+{
+    int n = snprintf(NULL, 0, "%s:%d: %s", name, line, body);
+    if (n < 0) return NULL;
+    char *text = malloc((size_t)n + 1);
+    if (text) snprintf(text, (size_t)n + 1, "%s:%d: %s", name, line, body);
+    return text;
+}
+
+__attribute__((format(printf, 3, 4))) static void config_err(config_ctx_t *c, int line,
+                                                             const char *fmt, ...)
+{
+    if (c->nmsgs >= CONFIG_MAX_ERRORS) {
+        c->dropped++;
+        return;
+    }
+    char body[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(body, sizeof body, fmt, ap);
+    va_end(ap);
+    char *text = config_format(c->name, line, body);
+    if (!text) {
+        c->oom = true;
+        return;
+    }
+    config_msg_push(c, line, text);
+}
+
+static int config_msg_cmp(const void *pa, const void *pb)
+{
+    const config_msg_t *a = pa, *b = pb;
+    if (a->line != b->line) return a->line < b->line ? -1 : 1;
+    return (a->seq > b->seq) - (a->seq < b->seq);
+}
+
+static void config_errors_push(config_errors_t *e, char *msg)
+{
+    void *np = config_grow(e->msgs, &e->cap, e->n + 1, sizeof *e->msgs);
+    if (!np) {
+        free(msg);
+        return;
+    }
+    e->msgs = np;
+    e->msgs[e->n++] = msg;
+}
+
+/* Sort the errors by line and hand them to the caller (or drop them). */
+static void config_flush(config_ctx_t *c, config_errors_t *errs)
+{
+    if (c->oom) {
+        char *t = config_format(c->name, 1, "out of memory while loading the configuration");
+        if (t) config_msg_push(c, 0, t); /* line 0 sorts it first; its text says 1 */
+    }
+    if (c->nmsgs > 1) qsort(c->msgs, c->nmsgs, sizeof *c->msgs, config_msg_cmp);
+    if (c->dropped) {
+        char body[128];
+        snprintf(body, sizeof body, "too many errors: %zu more not shown", c->dropped);
+        int line = c->nmsgs ? c->msgs[c->nmsgs - 1].line : 1;
+        char *t = config_format(c->name, line > 0 ? line : 1, body);
+        if (t) config_msg_push(c, line, t);
+    }
+    for (size_t i = 0; i < c->nmsgs; i++) {
+        if (errs)
+            config_errors_push(errs, c->msgs[i].text);
+        else
+            free(c->msgs[i].text);
+        c->msgs[i].text = NULL;
+    }
+}
+
+void config_errors_free(config_errors_t *e)
+{
+    if (!e) return;
+    for (size_t i = 0; i < e->n; i++)
+        free(e->msgs[i]);
+    free(e->msgs);
+    e->msgs = NULL;
+    e->n = e->cap = 0;
+}
+
+/* Copy a user value for a message: control characters become '?', long
+ * values are cut (on a UTF-8 boundary) and end with "...". */
+static const char *config_echo(const char *s, size_t len, char *buf, size_t buflen)
+{
+    size_t o = 0, i = 0, max = buflen - 4;
+    while (i < len && o < max) {
+        unsigned char ch = (unsigned char)s[i];
+        if (ch < 0x80) {
+            buf[o++] = (ch < 0x20 || ch == 0x7f) ? '?' : (char)ch;
+            i++;
+            continue;
+        }
+        size_t sl = ch >= 0xf0 ? 4 : ch >= 0xe0 ? 3 : ch >= 0xc0 ? 2 : 1;
+        if (sl == 1 || i + sl > len) {
+            buf[o++] = '?';
+            i++;
+            continue;
+        }
+        if (o + sl > max) break;
+        memcpy(buf + o, s + i, sl);
+        o += sl;
+        i += sl;
+    }
+    if (i < len) {
+        memcpy(buf + o, "...", 3);
+        o += 3;
+    }
+    buf[o] = '\0';
+    return buf;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Tree building from libyaml events                                         */
+
+typedef struct config_builder {
+    uint32_t open[CONFIG_MAX_DEPTH];
+    uint32_t last[CONFIG_MAX_DEPTH];
+    int depth;
+    uint32_t root;
+} config_builder_t;
+
+static uint32_t config_node_add(config_ctx_t *c, config_builder_t *b, config_kind_t kind, int line)
+{
+    if (c->nnodes >= CONFIG_MAX_NODES) {
+        config_err(c, line, "too many YAML nodes (more than %u)", CONFIG_MAX_NODES);
+        return CONFIG_NONE;
+    }
+    void *np = config_grow(c->nodes, &c->capnodes, c->nnodes + 1, sizeof *c->nodes);
+    if (!np) {
+        c->oom = true;
+        return CONFIG_NONE;
+    }
+    c->nodes = np;
+    uint32_t i = (uint32_t)c->nnodes++;
+    c->nodes[i] = (config_node_t){
+        .kind = (uint8_t)kind, .line = line, .first = CONFIG_NONE, .next = CONFIG_NONE};
+    if (b->depth == 0) {
+        if (b->root == CONFIG_NONE) b->root = i;
+        return i;
+    }
+    int d = b->depth - 1;
+    config_node_t *parent = &c->nodes[b->open[d]];
+    if (b->last[d] == CONFIG_NONE)
+        parent->first = i;
+    else
+        c->nodes[b->last[d]].next = i;
+    b->last[d] = i;
+    parent->n++;
+    return i;
+}
+
+static int config_scalar_add(config_ctx_t *c, config_builder_t *b, const yaml_event_t *ev, int line)
+{
+    size_t len = ev->data.scalar.length;
+    void *np = config_grow(c->strs, &c->capstrs, c->nstrs + len + 1, 1);
+    if (!np || c->nstrs + len + 1 > UINT32_MAX) {
+        c->oom = true;
+        return -1;
+    }
+    c->strs = np;
+    uint32_t i = config_node_add(c, b, CONFIG_N_SCALAR, line);
+    if (i == CONFIG_NONE) return -1;
+    config_node_t *n = &c->nodes[i];
+    n->str = (uint32_t)c->nstrs;
+    n->len = (uint32_t)len;
+    n->plain = ev->data.scalar.style == YAML_PLAIN_SCALAR_STYLE && !ev->data.scalar.tag;
+    if (len) memcpy(c->strs + c->nstrs, ev->data.scalar.value, len);
+    c->strs[c->nstrs + len] = '\0';
+    c->nstrs += len + 1;
+    return 0;
+}
+
+static int config_offset_line(const config_ctx_t *c, size_t off)
+{
+    int line = 1;
+    for (size_t i = 0; i < off && i < c->len; i++)
+        if (c->data[i] == '\n') line++;
+    return line;
+}
+
+static void config_yaml_error(config_ctx_t *c, const yaml_parser_t *p)
+{
+    if (p->error == YAML_MEMORY_ERROR) {
+        c->oom = true;
+        return;
+    }
+    const char *prob = p->problem ? p->problem : "unknown problem";
+    if (p->error == YAML_READER_ERROR) {
+        config_err(c, config_offset_line(c, p->problem_offset), "YAML syntax error: %s", prob);
+        return;
+    }
+    int line = (int)p->problem_mark.line + 1;
+    if (p->context)
+        config_err(c, line, "YAML syntax error: %s (%s at line %d)", prob, p->context,
+                   (int)p->context_mark.line + 1);
+    else
+        config_err(c, line, "YAML syntax error: %s", prob);
+}
+
+/* Parse the whole input into c->nodes.  0 when the tree is usable (alias
+ * errors may have been recorded), -1 when it is not (syntax error, too
+ * deep, too big, out of memory). */
+static int config_tree_build(config_ctx_t *c, uint32_t *root)
+{
+    yaml_parser_t p;
+    config_builder_t b = {.root = CONFIG_NONE};
+    int ndocs = 0, rc = -1;
+    bool done = false;
+
+    *root = CONFIG_NONE;
+    if (!yaml_parser_initialize(&p)) {
+        c->oom = true;
+        return -1;
+    }
+    yaml_parser_set_input_string(&p, (const unsigned char *)c->data, c->len);
+    while (!done) {
+        yaml_event_t ev;
+        if (!yaml_parser_parse(&p, &ev)) {
+            config_yaml_error(c, &p);
+            goto out;
+        }
+        int line = (int)ev.start_mark.line + 1;
+        int st = 0;
+        switch (ev.type) {
+        case YAML_STREAM_END_EVENT:
+            done = true;
+            break;
+        case YAML_DOCUMENT_START_EVENT:
+            if (ndocs++ > 0) {
+                config_err(c, line, "only one YAML document is allowed in a config file");
+                st = -1;
+            }
+            break;
+        case YAML_ALIAS_EVENT:
+            config_err(c, line, "YAML aliases are not supported (*%s): write the value out in full",
+                       ev.data.alias.anchor ? (const char *)ev.data.alias.anchor : "");
+            if (config_node_add(c, &b, CONFIG_N_BAD, line) == CONFIG_NONE) st = -1;
+            break;
+        case YAML_SCALAR_EVENT:
+            st = config_scalar_add(c, &b, &ev, line);
+            break;
+        case YAML_SEQUENCE_START_EVENT:
+        case YAML_MAPPING_START_EVENT: {
+            if (b.depth >= CONFIG_MAX_DEPTH) {
+                config_err(c, line, "YAML nesting is deeper than %d levels", CONFIG_MAX_DEPTH);
+                st = -1;
+                break;
+            }
+            config_kind_t k = ev.type == YAML_MAPPING_START_EVENT ? CONFIG_N_MAP : CONFIG_N_SEQ;
+            uint32_t i = config_node_add(c, &b, k, line);
+            if (i == CONFIG_NONE) {
+                st = -1;
+                break;
+            }
+            b.open[b.depth] = i;
+            b.last[b.depth] = CONFIG_NONE;
+            b.depth++;
+            break;
+        }
+        case YAML_SEQUENCE_END_EVENT:
+        case YAML_MAPPING_END_EVENT:
+            if (b.depth > 0) b.depth--;
+            break;
+        default:
+            break;
+        }
+        yaml_event_delete(&ev);
+        if (st < 0 || c->oom) goto out;
+    }
+    *root = b.root;
+    rc = 0;
+out:
+    yaml_parser_delete(&p);
+    return rc;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Node helpers                                                              */
+
+static const config_node_t *config_node(const config_ctx_t *c, uint32_t i)
+{
+    return &c->nodes[i];
+}
+
+static const char *config_text(const config_ctx_t *c, uint32_t i)
+{
+    return c->strs + c->nodes[i].str;
+}
+
+static bool config_is_null(const config_ctx_t *c, uint32_t i)
+{
+    const config_node_t *n = config_node(c, i);
+    if (n->kind != CONFIG_N_SCALAR || !n->plain) return false;
+    const char *s = config_text(c, i);
+    return n->len == 0 || !strcmp(s, "~") || !strcmp(s, "null") || !strcmp(s, "Null") ||
+           !strcmp(s, "NULL");
+}
+
+static const char *config_kind_name(const config_ctx_t *c, uint32_t i)
+{
+    switch (config_node(c, i)->kind) {
+    case CONFIG_N_SCALAR:
+        return config_is_null(c, i) ? "empty value" : "string";
+    case CONFIG_N_SEQ:
+        return "list";
+    case CONFIG_N_MAP:
+        return "mapping";
+    default:
+        return "value";
+    }
+}
+
+static const char *config_echo_node(const config_ctx_t *c, uint32_t i, char *buf, size_t buflen)
+{
+    return config_echo(config_text(c, i), config_node(c, i)->len, buf, buflen);
+}
+
+/* A mapping, or an empty value (= empty mapping). */
+static bool config_want_map(config_ctx_t *c, uint32_t i, const char *what)
+{
+    const config_node_t *n = config_node(c, i);
+    if (n->kind == CONFIG_N_MAP || config_is_null(c, i)) return true;
+    if (n->kind != CONFIG_N_BAD)
+        config_err(c, n->line, "%s must be a mapping, not a %s", what, config_kind_name(c, i));
+    return false;
+}
+
+/* A list, or an empty value (= empty list). */
+static bool config_want_seq(config_ctx_t *c, uint32_t i, const char *what)
+{
+    const config_node_t *n = config_node(c, i);
+    char eb[CONFIG_ECHO_BUF];
+    if (n->kind == CONFIG_N_SEQ || config_is_null(c, i)) return true;
+    if (n->kind == CONFIG_N_SCALAR)
+        config_err(c, n->line, "%s must be a list, not a string (write [%s])", what,
+                   config_echo_node(c, i, eb, sizeof eb));
+    else if (n->kind != CONFIG_N_BAD)
+        config_err(c, n->line, "%s must be a list, not a %s", what, config_kind_name(c, i));
+    return false;
+}
+
+/* The text of a non-empty scalar, or NULL after reporting why not; `expect`
+ * names what was wanted ("a string", "a duration"...). */
+static const char *config_want_str(config_ctx_t *c, uint32_t i, const char *what,
+                                   const char *expect)
+{
+    const config_node_t *n = config_node(c, i);
+    if (n->kind == CONFIG_N_BAD) return NULL;
+    if (n->kind != CONFIG_N_SCALAR) {
+        config_err(c, n->line, "%s must be %s, not a %s", what, expect, config_kind_name(c, i));
+        return NULL;
+    }
+    const char *s = config_text(c, i);
+    if (n->len == 0 || config_is_null(c, i)) {
+        config_err(c, n->line, "%s must not be empty", what);
+        return NULL;
+    }
+    if (memchr(s, '\0', n->len)) {
+        config_err(c, n->line, "%s must not contain a NUL character", what);
+        return NULL;
+    }
+    return s;
+}
+
+/* The same for an entry of the list `what`. */
+static const char *config_want_item(config_ctx_t *c, uint32_t i, const char *what)
+{
+    const config_node_t *n = config_node(c, i);
+    if (n->kind == CONFIG_N_BAD) return NULL;
+    if (n->kind != CONFIG_N_SCALAR) {
+        config_err(c, n->line, "%s: entries must be strings, not a %s", what,
+                   config_kind_name(c, i));
+        return NULL;
+    }
+    const char *s = config_text(c, i);
+    if (n->len == 0 || config_is_null(c, i)) {
+        config_err(c, n->line, "%s: empty entry", what);
+        return NULL;
+    }
+    if (memchr(s, '\0', n->len)) {
+        config_err(c, n->line, "%s: entries must not contain a NUL character", what);
+        return NULL;
+    }
+    return s;
+}
+
+/* Optimal string alignment distance (edits, with adjacent swaps), for
+ * "did you mean" hints.  Strings longer than 32 bytes get 99. */
+static int config_distance(const char *a, size_t la, const char *b, size_t lb)
+{
+    int d[33][33];
+    if (la > 32 || lb > 32) return 99;
+    for (size_t i = 0; i <= la; i++)
+        d[i][0] = (int)i;
+    for (size_t j = 0; j <= lb; j++)
+        d[0][j] = (int)j;
+    for (size_t i = 1; i <= la; i++) {
+        for (size_t j = 1; j <= lb; j++) {
+            int cost = a[i - 1] != b[j - 1];
+            int v = d[i - 1][j] + 1;
+            if (d[i][j - 1] + 1 < v) v = d[i][j - 1] + 1;
+            if (d[i - 1][j - 1] + cost < v) v = d[i - 1][j - 1] + cost;
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
+                d[i - 2][j - 2] + 1 < v)
+                v = d[i - 2][j - 2] + 1;
+            d[i][j] = v;
+        }
+    }
+    return d[la][lb];
+}
+
+static const char *config_suggest(const char *s, size_t len, const char *const *keys, size_t nkeys)
+{
+    const char *best = NULL;
+    int bestd = 3;
+    for (size_t k = 0; k < nkeys; k++) {
+        int d = config_distance(s, len, keys[k], strlen(keys[k]));
+        if (d < bestd && (size_t)d < len) {
+            best = keys[k];
+            bestd = d;
+        }
+    }
+    return best;
+}
+
+/* Match the keys of mapping `map` against `keys`: found[k] is the node of
+ * the key keys[k] (its value is the next node) or CONFIG_NONE.  Unknown,
+ * duplicate and non-string keys are reported; `where` completes the
+ * message ("at top level", "in policy 'x'"). */
+static void config_map_keys(config_ctx_t *c, uint32_t map, const char *const *keys, size_t nkeys,
+                            uint32_t *found, const char *where)
+{
+    char eb[CONFIG_ECHO_BUF];
+    for (size_t k = 0; k < nkeys; k++)
+        found[k] = CONFIG_NONE;
+    if (config_node(c, map)->kind != CONFIG_N_MAP) return;
+    for (uint32_t key = config_node(c, map)->first; key != CONFIG_NONE;) {
+        uint32_t val = config_node(c, key)->next;
+        const config_node_t *kn = config_node(c, key);
+        if (kn->kind == CONFIG_N_BAD) {
+            /* already reported */
+        } else if (kn->kind != CONFIG_N_SCALAR) {
+            config_err(c, kn->line, "keys must be strings, not a %s (%s)", config_kind_name(c, key),
+                       where);
+        } else {
+            const char *s = config_text(c, key);
+            size_t k = 0;
+            while (k < nkeys && !(strlen(keys[k]) == kn->len && !memcmp(keys[k], s, kn->len)))
+                k++;
+            if (k == nkeys) {
+                const char *hint = config_suggest(s, kn->len, keys, nkeys);
+                config_echo(s, kn->len, eb, sizeof eb);
+                if (hint)
+                    config_err(c, kn->line, "unknown key '%s' %s (did you mean '%s'?)", eb, where,
+                               hint);
+                else
+                    config_err(c, kn->line, "unknown key '%s' %s", eb, where);
+            } else if (found[k] != CONFIG_NONE) {
+                config_err(c, kn->line, "duplicate key '%s' %s (first at line %d)", keys[k], where,
+                           config_node(c, found[k])->line);
+            } else {
+                found[k] = key;
+            }
+        }
+        if (val == CONFIG_NONE) break;
+        key = config_node(c, val)->next;
+    }
+}
+
+static uint32_t config_val(const config_ctx_t *c, uint32_t key)
+{
+    return key == CONFIG_NONE ? CONFIG_NONE : config_node(c, key)->next;
+}
+
+/* First value of `key` in a mapping when it is a usable string (used to
+ * name a workspace or policy in messages before it is validated). */
+static const char *config_peek(const config_ctx_t *c, uint32_t map, const char *key, size_t *len)
+{
+    if (config_node(c, map)->kind != CONFIG_N_MAP) return NULL;
+    size_t kl = strlen(key);
+    for (uint32_t k = config_node(c, map)->first; k != CONFIG_NONE;) {
+        uint32_t v = config_node(c, k)->next;
+        if (v == CONFIG_NONE) break;
+        const config_node_t *kn = config_node(c, k), *vn = config_node(c, v);
+        if (kn->kind == CONFIG_N_SCALAR && kn->len == kl && !memcmp(config_text(c, k), key, kl)) {
+            if (vn->kind != CONFIG_N_SCALAR || vn->len == 0 || config_is_null(c, v) ||
+                memchr(config_text(c, v), '\0', vn->len))
+                return NULL;
+            *len = vn->len;
+            return config_text(c, v);
+        }
+        k = vn->next;
+    }
+    return NULL;
+}
+
+/* How many entries a value gives (0 for an empty value or list); values of
+ * the wrong type count as given, their type error is reported elsewhere. */
+static size_t config_count(const config_ctx_t *c, uint32_t i)
+{
+    const config_node_t *n = config_node(c, i);
+    if (n->kind == CONFIG_N_SEQ || n->kind == CONFIG_N_MAP) return n->n;
+    return config_is_null(c, i) ? 0 : 1;
+}
+
+/* "workspace 'id'" or "workspace #N" (N 1-based). */
+static void config_label(const char *kind, const char *s, size_t len, size_t idx, char *buf,
+                         size_t buflen)
+{
+    char eb[CONFIG_ECHO_BUF];
+    if (s)
+        snprintf(buf, buflen, "%s '%s'", kind, config_echo(s, len, eb, sizeof eb));
+    else
+        snprintf(buf, buflen, "%s #%zu", kind, idx + 1);
+}
+
+static void config_key_push(config_ctx_t *c, config_keys_t *k, const void *key, size_t len,
+                            size_t owner, int line)
+{
+    void *np = config_grow(k->v, &k->cap, k->n + 1, sizeof *k->v);
+    if (!np) {
+        c->oom = true;
+        return;
+    }
+    k->v = np;
+    k->v[k->n++] = (config_key_t){.key = key, .len = len, .owner = owner, .line = line};
+}
+
+static char *config_strdup(config_ctx_t *c, const char *s)
+{
+    char *d = strdup(s);
+    if (!d) c->oom = true;
+    return d;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Value parsers                                                             */
+
+/* One or more decimal digits; *end points after them.  -1 on overflow or
+ * when there is no digit. */
+static int config_digits(const char *s, const char **end, uint64_t *out)
+{
+    uint64_t v = 0;
+    const char *p = s;
+    for (; *p >= '0' && *p <= '9'; p++) {
+        unsigned d = (unsigned)(*p - '0');
+        if (v > (UINT64_MAX - d) / 10) return -1;
+        v = v * 10 + d;
+    }
+    if (p == s) return -1;
+    *end = p;
+    *out = v;
+    return 0;
+}
+
+/* A whole string of decimal digits <= max, without sign or leading zero
+ * (YAML 1.1 would read 0755 as octal). */
+static int config_parse_uint(const char *s, uint64_t max, uint64_t *out)
+{
+    const char *end;
+    uint64_t v;
+    if (!s || (s[0] == '0' && s[1] != '\0')) return -1;
+    if (config_digits(s, &end, &v) < 0 || *end != '\0' || v > max) return -1;
+    *out = v;
+    return 0;
+}
+
+int config_parse_duration_ms(const char *s, uint64_t *out)
+{
+    static const struct {
+        const char *unit;
+        uint64_t ms;
+    } units[] = {{"", 1000}, {"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}};
+    const char *end;
+    uint64_t v;
+    if (!s || !out || config_digits(s, &end, &v) < 0) return -1;
+    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
+        if (strcmp(end, units[i].unit) != 0) continue;
+        if (v > UINT64_MAX / units[i].ms) return -1;
+        *out = v * units[i].ms;
+        return 0;
+    }
+    return -1;
+}
+
+int config_parse_size(const char *s, uint64_t *out)
+{
+    static const struct {
+        const char *unit;
+        uint64_t mult;
+    } units[] = {
+        {"", 1},
+        {"B", 1},
+        {"KB", 1000ull},
+        {"kB", 1000ull},
+        {"MB", 1000000ull},
+        {"GB", 1000000000ull},
+        {"TB", 1000000000000ull},
+        {"KiB", 1ull << 10},
+        {"MiB", 1ull << 20},
+        {"GiB", 1ull << 30},
+        {"TiB", 1ull << 40},
+    };
+    const char *end;
+    uint64_t v;
+    if (!s || !out || config_digits(s, &end, &v) < 0) return -1;
+    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
+        if (strcmp(end, units[i].unit) != 0) continue;
+        if (v > UINT64_MAX / units[i].mult) return -1;
+        *out = v * units[i].mult;
+        return 0;
+    }
+    return -1;
+}
+
+bool port_set_has(const port_set_t *s, uint16_t port)
+{
+    if (!s) return false;
+    for (size_t i = 0; i < s->n && i < CONFIG_MAX_PORTS; i++)
+        if (s->v[i] == port) return true;
+    return false;
+}
+
+static int config_parse_bool(const char *s, bool *out)
+{
+    static const char *const yes[] = {"true", "True", "TRUE", "yes", "Yes",
+                                      "YES",  "on",   "On",   "ON"};
+    static const char *const no[] = {"false", "False", "FALSE", "no", "No",
+                                     "NO",    "off",   "Off",   "OFF"};
+    for (size_t i = 0; i < sizeof yes / sizeof yes[0]; i++) {
+        if (!strcmp(s, yes[i])) {
+            *out = true;
+            return 0;
+        }
+        if (!strcmp(s, no[i])) {
+            *out = false;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+static int config_hexval(char ch)
+{
+    if (ch >= '0' && ch <= '9') return ch - '0';
+    if (ch >= 'a' && ch <= 'f') return ch - 'a' + 10;
+    if (ch >= 'A' && ch <= 'F') return ch - 'A' + 10;
+    return -1;
+}
+
+/* "sha256:" followed by exactly 64 hex digits. */
+static int config_parse_token(const char *s, size_t len, uint8_t out[32])
+{
+    static const char prefix[] = "sha256:";
+    size_t pl = sizeof prefix - 1;
+    if (len != pl + 64 || memcmp(s, prefix, pl) != 0) return -1;
+    for (size_t i = 0; i < 32; i++) {
+        int hi = config_hexval(s[pl + 2 * i]), lo = config_hexval(s[pl + 2 * i + 1]);
+        if (hi < 0 || lo < 0) return -1;
+        out[i] = (uint8_t)(hi << 4 | lo);
+    }
+    return 0;
+}
+
+/* Workspace ids, group and policy names travel in Basic credentials
+ * ("id:token"), response headers (X-Cdeguard-Policy), JSON audit records and
+ * metric labels: keep them to a set that needs no escaping anywhere. */
+static const char config_name_rule[] = "use 1 to 64 letters, digits, '.', '_' or '-'";
+
+static bool config_valid_id(const char *s, size_t len)
+{
+    if (len == 0 || len > 64) return false;
+    for (size_t i = 0; i < len; i++) {
+        char ch = s[i];
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+              ch == '.' || ch == '_' || ch == '-'))
+            return false;
+    }
+    return true;
+}
+
+/* A string that is a valid name (config_valid_id), or NULL after reporting. */
+static const char *config_want_name(config_ctx_t *c, uint32_t v, const char *what, const char *kind)
+{
+    char eb[CONFIG_ECHO_BUF];
+    const char *s = config_want_str(c, v, what, "a string");
+    if (s && !config_valid_id(s, config_node(c, v)->len)) {
+        config_err(c, config_node(c, v)->line, "%s '%s' is invalid: %s", kind,
+                   config_echo_node(c, v, eb, sizeof eb), config_name_rule);
+        return NULL;
+    }
+    return s;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Schema                                                                    */
+
+static void config_listen(config_ctx_t *c, uint32_t v, const char *what, config_listen_t *out)
+{
+    char eb[CONFIG_ECHO_BUF];
+    const char *s = config_want_str(c, v, what, "a string");
+    if (!s) return;
+    int line = config_node(c, v)->line;
+    size_t len = config_node(c, v)->len;
+    if (!strcmp(s, "off")) {
+        out->enabled = false;
+        return;
+    }
+    const char *host, *port;
+    size_t hlen;
+    bool bracket = s[0] == '[';
+    if (bracket) {
+        const char *close = memchr(s, ']', len);
+        if (!close || close[1] != ':') {
+            config_err(c, line, "%s: '%s' is not [IPV6]:PORT (e.g. [::1]:3128)", what,
+                       config_echo(s, len, eb, sizeof eb));
+            return;
+        }
+        host = s + 1;
+        hlen = (size_t)(close - host);
+        port = close + 2;
+    } else {
+        const char *colon = strrchr(s, ':');
+        if (!colon) {
+            config_err(c, line,
+                       "%s: '%s' has no port (write ADDRESS:PORT, e.g. 127.0.0.1:3128, or off)",
+                       what, config_echo(s, len, eb, sizeof eb));
+            return;
+        }
+        if (memchr(s, ':', (size_t)(colon - s))) {
+            config_err(c, line, "%s: IPv6 addresses must be in brackets, e.g. [::1]:3128", what);
+            return;
+        }
+        host = s;
+        hlen = (size_t)(colon - s);
+        port = colon + 1;
+    }
+    netaddr_t a;
+    uint64_t p = 0;
+    bool ok = true;
+    if (hlen == 0 || hlen >= sizeof out->host || ipaddr_parse_strict(host, hlen, &a) < 0 ||
+        a.family != (bracket ? AF_INET6 : AF_INET)) {
+        config_err(c, line,
+                   "%s: '%s' is not an IP address (host names are not allowed here; write e.g. "
+                   "127.0.0.1:3128 or [::1]:3128)",
+                   what, config_echo(host, hlen, eb, sizeof eb));
+        ok = false;
+    }
+    if (config_parse_uint(port, 65535, &p) < 0 || p == 0) {
+        config_err(c, line, "%s: bad port '%s' (must be 1..65535)", what,
+                   config_echo(port, strlen(port), eb, sizeof eb));
+        ok = false;
+    }
+    if (!ok) return;
+    memcpy(out->host, host, hlen);
+    out->host[hlen] = '\0';
+    out->port = (uint16_t)p;
+    out->enabled = true;
+}
+
+static void config_listeners(config_ctx_t *c, uint32_t v)
+{
+    static const char *const keys[] = {"egress", "admin"};
+    uint32_t k[2];
+    if (!config_want_map(c, v, "listeners")) return;
+    config_map_keys(c, v, keys, 2, k, "in listeners");
+    if (k[0] != CONFIG_NONE) {
+        c->egress_line = config_node(c, config_val(c, k[0]))->line;
+        config_listen(c, config_val(c, k[0]), "listeners.egress", &c->cfg->egress);
+    }
+    if (k[1] != CONFIG_NONE) {
+        c->admin_line = config_node(c, config_val(c, k[1]))->line;
+        config_listen(c, config_val(c, k[1]), "listeners.admin", &c->cfg->admin);
+    }
+}
+
+static void config_audit(config_ctx_t *c, uint32_t v)
+{
+    static const char *const keys[] = {"sink", "path"};
+    uint32_t k[2];
+    char eb[CONFIG_ECHO_BUF];
+    if (!config_want_map(c, v, "audit")) return;
+    config_map_keys(c, v, keys, 2, k, "in audit");
+    if (k[0] != CONFIG_NONE) {
+        uint32_t n = config_val(c, k[0]);
+        const char *s = config_want_str(c, n, "audit.sink", "a string");
+        if (s && !strcmp(s, "file"))
+            c->cfg->audit_sink = AUDIT_FILE;
+        else if (s && !strcmp(s, "stdout"))
+            c->cfg->audit_sink = AUDIT_STDOUT;
+        else if (s)
+            config_err(c, config_node(c, n)->line,
+                       "audit.sink must be 'file' or 'stdout', not '%s'",
+                       config_echo_node(c, n, eb, sizeof eb));
+    }
+    if (k[1] != CONFIG_NONE) {
+        const char *s = config_want_str(c, config_val(c, k[1]), "audit.path", "a string");
+        char *d = s ? config_strdup(c, s) : NULL;
+        if (d) {
+            free(c->cfg->audit_path);
+            c->cfg->audit_path = d;
+        }
+    }
+}
+
+static void config_timeouts(config_ctx_t *c, uint32_t v)
+{
+    static const char *const keys[] = {"client_header", "idle", "connect", "client_hello", "drain"};
+    config_t *cfg = c->cfg;
+    uint64_t *dst[] = {&cfg->client_header_timeout_ms, &cfg->idle_timeout_ms,
+                       &cfg->connect_timeout_ms, &cfg->client_hello_timeout_ms,
+                       &cfg->drain_timeout_ms};
+    uint32_t k[5];
+    char eb[CONFIG_ECHO_BUF], what[CONFIG_WHAT_BUF];
+    if (!config_want_map(c, v, "timeouts")) return;
+    config_map_keys(c, v, keys, 5, k, "in timeouts");
+    for (size_t i = 0; i < 5; i++) {
+        if (k[i] == CONFIG_NONE) continue;
+        uint32_t n = config_val(c, k[i]);
+        int line = config_node(c, n)->line;
+        uint64_t ms;
+        snprintf(what, sizeof what, "timeouts.%s", keys[i]);
+        const char *s = config_want_str(c, n, what, "a duration");
+        if (!s) continue;
+        if (config_parse_duration_ms(s, &ms) < 0)
+            config_err(c, line, "%s: bad duration '%s' (use e.g. 500ms, 10s, 2m, 1h)", what,
+                       config_echo_node(c, n, eb, sizeof eb));
+        else if (ms == 0)
+            config_err(c, line, "%s must be greater than 0", what);
+        else if (ms > CONFIG_MAX_TIMEOUT_MS)
+            config_err(c, line, "%s must be at most 168h", what);
+        else
+            *dst[i] = ms;
+    }
+}
+
+static void config_max_header(config_ctx_t *c, uint32_t v)
+{
+    char eb[CONFIG_ECHO_BUF];
+    const char *s = config_want_str(c, v, "max_header_bytes", "a size");
+    uint64_t n;
+    if (!s) return;
+    int line = config_node(c, v)->line;
+    if (config_parse_size(s, &n) < 0)
+        config_err(c, line, "max_header_bytes: bad size '%s' (use e.g. 65536, 64KiB, 1MiB)",
+                   config_echo_node(c, v, eb, sizeof eb));
+    else if (n < 1024 || n > (1u << 20))
+        config_err(c, line, "max_header_bytes must be between 1KiB and 1MiB, not '%s'",
+                   config_echo_node(c, v, eb, sizeof eb));
+    else
+        c->cfg->max_header_bytes = (size_t)n;
+}
+
+static void config_workers(config_ctx_t *c, uint32_t v)
+{
+    char eb[CONFIG_ECHO_BUF];
+    const char *s = config_want_str(c, v, "workers", "a number");
+    uint64_t n;
+    if (!s) return;
+    if (config_parse_uint(s, 256, &n) < 0)
+        config_err(c, config_node(c, v)->line,
+                   "workers must be an integer from 0 to 256 (0 = one per CPU core), not '%s'",
+                   config_echo_node(c, v, eb, sizeof eb));
+    else
+        c->cfg->workers = (int)n;
+}
+
+/* A list of CIDRs into `set`.  With ws != SIZE_MAX the entries are also
+ * recorded for the overlapping-sources check. */
+static void config_cidrs(config_ctx_t *c, uint32_t v, const char *what, cidrset_t *set, size_t ws)
+{
+    char eb[CONFIG_ECHO_BUF];
+    if (!config_want_seq(c, v, what)) return;
+    for (uint32_t it = config_node(c, v)->first; it != CONFIG_NONE; it = config_node(c, it)->next) {
+        const char *s = config_want_item(c, it, what);
+        if (!s) continue;
+        netcidr_t cidr;
+        char err[160] = "";
+        int line = config_node(c, it)->line;
+        if (netcidr_parse(s, config_node(c, it)->len, &cidr, err, sizeof err) < 0) {
+            err[sizeof err - 1] = '\0';
+            config_err(c, line, "%s: bad CIDR '%s': %s", what,
+                       config_echo_node(c, it, eb, sizeof eb), err[0] ? err : "invalid");
+            continue;
+        }
+        if (cidrset_add(set, &cidr) < 0) {
+            config_err(c, line, "%s: cannot store '%s' (too many entries, or out of memory)", what,
+                       config_echo_node(c, it, eb, sizeof eb));
+            return;
+        }
+        if (ws == SIZE_MAX) continue;
+        void *np = config_grow(c->srcs, &c->capsrcs, c->nsrcs + 1, sizeof *c->srcs);
+        if (!np) {
+            c->oom = true;
+            return;
+        }
+        c->srcs = np;
+        c->srcs[c->nsrcs++] = (config_src_t){.cidr = cidr, .ws = ws, .line = line, .node = it};
+    }
+}
+
+/* A list of domain patterns into `set`; the id of each pattern is its index
+ * in *pats, which keeps the text as written. */
+static void config_domains(config_ctx_t *c, uint32_t v, const char *what, domain_set_t *set,
+                           char ***pats, size_t *npats)
+{
+    char eb[CONFIG_ECHO_BUF];
+    if (!set || !config_want_seq(c, v, what)) return;
+    size_t n = config_node(c, v)->kind == CONFIG_N_SEQ ? config_node(c, v)->n : 0;
+    if (n == 0) return;
+    char **p = calloc(n, sizeof *p);
+    if (!p) {
+        c->oom = true;
+        return;
+    }
+    *pats = p;
+    for (uint32_t it = config_node(c, v)->first; it != CONFIG_NONE; it = config_node(c, it)->next) {
+        const char *s = config_want_item(c, it, what);
+        if (!s) continue;
+        char err[160] = "";
+        if (domain_set_add(set, s, (int)*npats, err, sizeof err) < 0) {
+            err[sizeof err - 1] = '\0';
+            config_err(c, config_node(c, it)->line, "%s: bad domain pattern '%s': %s", what,
+                       config_echo_node(c, it, eb, sizeof eb), err[0] ? err : "invalid");
+            continue;
+        }
+        p[*npats] = config_strdup(c, s);
+        if (!p[*npats]) return;
+        (*npats)++;
+    }
+}
+
+static void config_ports(config_ctx_t *c, uint32_t v, const char *what, port_set_t *out)
+{
+    char eb[CONFIG_ECHO_BUF];
+    port_set_t tmp = {.n = 0};
+    if (!config_want_seq(c, v, what)) return;
+    for (uint32_t it = config_node(c, v)->first; it != CONFIG_NONE; it = config_node(c, it)->next) {
+        const char *s = config_want_item(c, it, what);
+        uint64_t p;
+        if (!s) continue;
+        if (config_parse_uint(s, 65535, &p) < 0 || p == 0) {
+            config_err(c, config_node(c, it)->line, "%s: bad port '%s' (must be 1..65535)", what,
+                       config_echo_node(c, it, eb, sizeof eb));
+            continue;
+        }
+        if (port_set_has(&tmp, (uint16_t)p)) continue;
+        if (tmp.n == CONFIG_MAX_PORTS) {
+            config_err(c, config_node(c, it)->line, "%s: too many ports (at most %d)", what,
+                       CONFIG_MAX_PORTS);
+            break;
+        }
+        tmp.v[tmp.n++] = (uint16_t)p;
+    }
+    *out = tmp;
+}
+
+static void config_tokens(config_ctx_t *c, uint32_t v, const char *what, config_workspace_t *ws,
+                          size_t wsi)
+{
+    if (!config_want_seq(c, v, what)) return;
+    size_t n = config_node(c, v)->kind == CONFIG_N_SEQ ? config_node(c, v)->n : 0;
+    if (n == 0) return;
+    ws->tokens = calloc(n, sizeof *ws->tokens);
+    if (!ws->tokens) {
+        c->oom = true;
+        return;
+    }
+    for (uint32_t it = config_node(c, v)->first; it != CONFIG_NONE; it = config_node(c, it)->next) {
+        const char *s = config_want_item(c, it, what);
+        int line = config_node(c, it)->line;
+        if (!s) continue;
+        /* Never echo the value: it may be a clear-text secret. */
+        if (config_parse_token(s, config_node(c, it)->len, ws->tokens[ws->ntokens].sha256) < 0) {
+            config_err(c, line,
+                       "%s: a token must be written as 'sha256:<64 hex digits>': store the "
+                       "SHA-256 hash of the token, never the token itself (make one with "
+                       "`cdeguard hash-token`)",
+                       what);
+            continue;
+        }
+        config_key_push(c, &c->tokens, ws->tokens[ws->ntokens].sha256, 32, wsi, line);
+        ws->ntokens++;
+    }
+}
+
+enum { CONFIG_WS_ID, CONFIG_WS_GROUP, CONFIG_WS_SOURCES, CONFIG_WS_TOKENS, CONFIG_WS_NKEYS };
+static const char *const config_ws_keys[CONFIG_WS_NKEYS] = {"id", "group", "sources", "tokens"};
+
+static void config_workspace(config_ctx_t *c, uint32_t node, size_t i)
+{
+    config_workspace_t *ws = &c->cfg->workspaces[i];
+    char label[CONFIG_LABEL_BUF], what[CONFIG_WHAT_BUF];
+    uint32_t k[CONFIG_WS_NKEYS];
+    size_t idlen = 0;
+    const char *peek = config_peek(c, node, "id", &idlen);
+
+    ws->line = config_node(c, node)->line;
+    config_label("workspace", peek, idlen, i, label, sizeof label);
+    if (!config_want_map(c, node, label)) return;
+    snprintf(what, sizeof what, "in %s", label);
+    config_map_keys(c, node, config_ws_keys, CONFIG_WS_NKEYS, k, what);
+
+    if (k[CONFIG_WS_ID] == CONFIG_NONE) {
+        config_err(c, ws->line, "%s: missing required key 'id'", label);
+    } else {
+        uint32_t v = config_val(c, k[CONFIG_WS_ID]);
+        snprintf(what, sizeof what, "id of %s", label);
+        const char *s = config_want_name(c, v, what, "workspace id");
+        if (s && (ws->id = config_strdup(c, s)) != NULL)
+            config_key_push(c, &c->wsids, ws->id, strlen(ws->id), i, config_node(c, v)->line);
+    }
+    if (k[CONFIG_WS_GROUP] == CONFIG_NONE) {
+        config_err(c, ws->line, "%s: missing required key 'group'", label);
+    } else {
+        uint32_t v = config_val(c, k[CONFIG_WS_GROUP]);
+        snprintf(what, sizeof what, "group of %s", label);
+        const char *s = config_want_name(c, v, what, "group");
+        c->ws_group_line[i] = config_node(c, v)->line;
+        if (s) ws->group = config_strdup(c, s);
+    }
+    size_t given = 0;
+    if (k[CONFIG_WS_SOURCES] != CONFIG_NONE) {
+        uint32_t v = config_val(c, k[CONFIG_WS_SOURCES]);
+        snprintf(what, sizeof what, "sources of %s", label);
+        given += config_count(c, v);
+        config_cidrs(c, v, what, &ws->sources, i);
+    }
+    if (k[CONFIG_WS_TOKENS] != CONFIG_NONE) {
+        uint32_t v = config_val(c, k[CONFIG_WS_TOKENS]);
+        snprintf(what, sizeof what, "tokens of %s", label);
+        given += config_count(c, v);
+        config_tokens(c, v, what, ws, i);
+    }
+    if (given == 0)
+        config_err(c, ws->line,
+                   "%s has neither sources nor tokens, so no request can be attributed to it",
+                   label);
+}
+
+static void config_upload(config_ctx_t *c, uint32_t v, const char *label, config_policy_t *pol)
+{
+    static const char *const keys[] = {"alert_bytes", "action"};
+    uint32_t k[2];
+    char what[CONFIG_WHAT_BUF], eb[CONFIG_ECHO_BUF];
+    snprintf(what, sizeof what, "upload of %s", label);
+    if (!config_want_map(c, v, what)) return;
+    snprintf(what, sizeof what, "in upload of %s", label);
+    config_map_keys(c, v, keys, 2, k, what);
+    if (k[0] != CONFIG_NONE) {
+        uint32_t n = config_val(c, k[0]);
+        uint64_t bytes;
+        snprintf(what, sizeof what, "upload.alert_bytes of %s", label);
+        const char *s = config_want_str(c, n, what, "a size");
+        if (s && (config_parse_size(s, &bytes) < 0 || bytes == 0))
+            config_err(c, config_node(c, n)->line,
+                       "%s: bad size '%s' (use e.g. 10MB, 512KiB, 1GB; must be greater than 0)",
+                       what, config_echo_node(c, n, eb, sizeof eb));
+        else if (s)
+            pol->upload_alert_bytes = bytes;
+    }
+    if (k[1] != CONFIG_NONE) {
+        uint32_t n = config_val(c, k[1]);
+        snprintf(what, sizeof what, "upload.action of %s", label);
+        const char *s = config_want_str(c, n, what, "a string");
+        if (s && !strcmp(s, "alert"))
+            pol->upload_action = UPLOAD_ALERT;
+        else if (s && !strcmp(s, "block"))
+            pol->upload_action = UPLOAD_BLOCK;
+        else if (s)
+            config_err(c, config_node(c, n)->line, "%s must be 'alert' or 'block', not '%s'", what,
+                       config_echo_node(c, n, eb, sizeof eb));
+    }
+}
+
+enum {
+    CONFIG_P_NAME,
+    CONFIG_P_GROUPS,
+    CONFIG_P_MODE,
+    CONFIG_P_REQUIRE_AUTH,
+    CONFIG_P_ALLOW_DOMAINS,
+    CONFIG_P_DENY_DOMAINS,
+    CONFIG_P_ALLOW_CIDRS,
+    CONFIG_P_CONNECT_PORTS,
+    CONFIG_P_HTTP_PORTS,
+    CONFIG_P_TLS_ONLY_PORTS,
+    CONFIG_P_UPLOAD,
+    CONFIG_P_NKEYS
+};
+static const char *const config_policy_keys[CONFIG_P_NKEYS] = {
+    "name",        "groups",        "mode",       "require_auth",   "allow_domains", "deny_domains",
+    "allow_cidrs", "connect_ports", "http_ports", "tls_only_ports", "upload"};
+
+static void config_policy_groups(config_ctx_t *c, uint32_t v, const char *label,
+                                 config_policy_t *pol, size_t i)
+{
+    char what[CONFIG_WHAT_BUF], eb[CONFIG_ECHO_BUF];
+    snprintf(what, sizeof what, "groups of %s", label);
+    if (!config_want_seq(c, v, what)) return;
+    size_t n = config_node(c, v)->kind == CONFIG_N_SEQ ? config_node(c, v)->n : 0;
+    if (n == 0) {
+        config_err(c, config_node(c, v)->line, "%s must name at least one workspace group", what);
+        return;
+    }
+    pol->groups = calloc(n, sizeof *pol->groups);
+    if (!pol->groups) {
+        c->oom = true;
+        return;
+    }
+    for (uint32_t it = config_node(c, v)->first; it != CONFIG_NONE; it = config_node(c, it)->next) {
+        const char *s = config_want_item(c, it, what);
+        if (!s) continue;
+        if (!config_valid_id(s, config_node(c, it)->len)) {
+            config_err(c, config_node(c, it)->line, "group '%s' is invalid: %s",
+                       config_echo_node(c, it, eb, sizeof eb), config_name_rule);
+            continue;
+        }
+        char *g = config_strdup(c, s);
+        if (!g) return;
+        pol->groups[pol->ngroups++] = g;
+        config_key_push(c, &c->groups, g, strlen(g), i, config_node(c, it)->line);
+    }
+}
+
+static void config_policy(config_ctx_t *c, uint32_t node, size_t i)
+{
+    config_policy_t *pol = &c->cfg->policies[i];
+    char label[CONFIG_LABEL_BUF], what[CONFIG_WHAT_BUF], eb[CONFIG_ECHO_BUF];
+    uint32_t k[CONFIG_P_NKEYS];
+    size_t nlen = 0;
+    const char *peek = config_peek(c, node, "name", &nlen);
+
+    pol->line = config_node(c, node)->line;
+    pol->mode = POLICY_ENFORCE;
+    pol->connect_ports = (port_set_t){.v = {443}, .n = 1};
+    pol->http_ports = (port_set_t){.v = {80, 8080}, .n = 2};
+    pol->tls_only_ports = (port_set_t){.v = {443}, .n = 1};
+    pol->upload_alert_bytes = 10485760;
+    pol->upload_action = UPLOAD_ALERT;
+    pol->allow = domain_set_new();
+    pol->deny = domain_set_new();
+    if (!pol->allow || !pol->deny) {
+        c->oom = true;
+        return;
+    }
+    config_label("policy", peek, nlen, i, label, sizeof label);
+    if (!config_want_map(c, node, label)) return;
+    snprintf(what, sizeof what, "in %s", label);
+    config_map_keys(c, node, config_policy_keys, CONFIG_P_NKEYS, k, what);
+
+    if (k[CONFIG_P_NAME] == CONFIG_NONE) {
+        config_err(c, pol->line, "%s: missing required key 'name'", label);
+    } else {
+        uint32_t v = config_val(c, k[CONFIG_P_NAME]);
+        snprintf(what, sizeof what, "name of %s", label);
+        const char *s = config_want_name(c, v, what, "policy name");
+        if (s && (pol->name = config_strdup(c, s)) != NULL)
+            config_key_push(c, &c->polnames, pol->name, strlen(pol->name), i,
+                            config_node(c, v)->line);
+    }
+    if (k[CONFIG_P_GROUPS] == CONFIG_NONE)
+        config_err(c, pol->line, "%s: missing required key 'groups'", label);
+    else
+        config_policy_groups(c, config_val(c, k[CONFIG_P_GROUPS]), label, pol, i);
+
+    if (k[CONFIG_P_MODE] != CONFIG_NONE) {
+        uint32_t v = config_val(c, k[CONFIG_P_MODE]);
+        snprintf(what, sizeof what, "mode of %s", label);
+        const char *s = config_want_str(c, v, what, "a string");
+        if (s && !strcmp(s, "enforce"))
+            pol->mode = POLICY_ENFORCE;
+        else if (s && !strcmp(s, "monitor"))
+            pol->mode = POLICY_MONITOR;
+        else if (s)
+            config_err(c, config_node(c, v)->line, "%s must be 'enforce' or 'monitor', not '%s'",
+                       what, config_echo_node(c, v, eb, sizeof eb));
+    }
+    if (k[CONFIG_P_REQUIRE_AUTH] != CONFIG_NONE) {
+        uint32_t v = config_val(c, k[CONFIG_P_REQUIRE_AUTH]);
+        snprintf(what, sizeof what, "require_auth of %s", label);
+        const char *s = config_want_str(c, v, what, "true or false");
+        if (s && config_parse_bool(s, &pol->require_auth) < 0)
+            config_err(c, config_node(c, v)->line, "%s must be true or false, not '%s'", what,
+                       config_echo_node(c, v, eb, sizeof eb));
+    }
+    if (k[CONFIG_P_ALLOW_DOMAINS] != CONFIG_NONE) {
+        snprintf(what, sizeof what, "allow_domains of %s", label);
+        config_domains(c, config_val(c, k[CONFIG_P_ALLOW_DOMAINS]), what, pol->allow,
+                       &pol->allow_patterns, &pol->nallow);
+    }
+    if (k[CONFIG_P_DENY_DOMAINS] != CONFIG_NONE) {
+        snprintf(what, sizeof what, "deny_domains of %s", label);
+        config_domains(c, config_val(c, k[CONFIG_P_DENY_DOMAINS]), what, pol->deny,
+                       &pol->deny_patterns, &pol->ndeny);
+    }
+    if (k[CONFIG_P_ALLOW_CIDRS] != CONFIG_NONE) {
+        snprintf(what, sizeof what, "allow_cidrs of %s", label);
+        config_cidrs(c, config_val(c, k[CONFIG_P_ALLOW_CIDRS]), what, &pol->allow_cidrs, SIZE_MAX);
+    }
+    port_set_t *ports[] = {&pol->connect_ports, &pol->http_ports, &pol->tls_only_ports};
+    for (size_t p = 0; p < 3; p++) {
+        uint32_t key = k[CONFIG_P_CONNECT_PORTS + p];
+        if (key == CONFIG_NONE) continue;
+        snprintf(what, sizeof what, "%s of %s", config_policy_keys[CONFIG_P_CONNECT_PORTS + p],
+                 label);
+        config_ports(c, config_val(c, key), what, ports[p]);
+    }
+    if (k[CONFIG_P_UPLOAD] != CONFIG_NONE)
+        config_upload(c, config_val(c, k[CONFIG_P_UPLOAD]), label, pol);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Cross checks                                                              */
+
+static int config_key_cmp(const void *pa, const void *pb)
+{
+    const config_key_t *a = pa, *b = pb;
+    size_t l = a->len < b->len ? a->len : b->len;
+    int r = memcmp(a->key, b->key, l);
+    if (r) return r;
+    if (a->len != b->len) return a->len < b->len ? -1 : 1;
+    if (a->line != b->line) return a->line < b->line ? -1 : 1;
+    return (a->owner > b->owner) - (a->owner < b->owner);
+}
+
+static bool config_key_same(const config_key_t *a, const config_key_t *b)
+{
+    return a->len == b->len && !memcmp(a->key, b->key, a->len);
+}
+
+static void config_ws_label(const config_ctx_t *c, size_t i, char *buf, size_t buflen)
+{
+    const char *id = c->cfg->workspaces[i].id;
+    config_label("workspace", id, id ? strlen(id) : 0, i, buf, buflen);
+}
+
+static void config_pol_label(const config_ctx_t *c, size_t i, char *buf, size_t buflen)
+{
+    const char *name = c->cfg->policies[i].name;
+    config_label("policy", name, name ? strlen(name) : 0, i, buf, buflen);
+}
+
+typedef enum {
+    CONFIG_DUP_WSID,
+    CONFIG_DUP_POLNAME,
+    CONFIG_DUP_GROUP,
+    CONFIG_DUP_TOKEN
+} config_dup_t;
+
+/* Sort a table and report every entry whose key was already used by another
+ * owner (against the first use). */
+static void config_dups(config_ctx_t *c, config_keys_t *k, config_dup_t kind)
+{
+    char eb[CONFIG_ECHO_BUF], l1[CONFIG_LABEL_BUF], l2[CONFIG_LABEL_BUF];
+    if (k->n > 1) qsort(k->v, k->n, sizeof *k->v, config_key_cmp);
+    for (size_t i = 0; i < k->n;) {
+        const config_key_t *first = &k->v[i];
+        size_t j = i + 1;
+        for (; j < k->n && config_key_same(first, &k->v[j]); j++) {
+            const config_key_t *dup = &k->v[j];
+            if (dup->owner == first->owner) continue;
+            config_echo(dup->key, dup->len, eb, sizeof eb);
+            switch (kind) {
+            case CONFIG_DUP_WSID:
+                config_err(c, dup->line, "duplicate workspace id '%s' (first defined at line %d)",
+                           eb, first->line);
+                break;
+            case CONFIG_DUP_POLNAME:
+                config_err(c, dup->line, "duplicate policy name '%s' (first defined at line %d)",
+                           eb, first->line);
+                break;
+            case CONFIG_DUP_GROUP:
+                config_pol_label(c, first->owner, l1, sizeof l1);
+                config_pol_label(c, dup->owner, l2, sizeof l2);
+                config_err(c, dup->line,
+                           "group '%s' is covered by two policies: %s (line %d) and %s", eb, l1,
+                           first->line, l2);
+                break;
+            case CONFIG_DUP_TOKEN:
+                config_ws_label(c, first->owner, l1, sizeof l1);
+                config_ws_label(c, dup->owner, l2, sizeof l2);
+                config_err(c, dup->line,
+                           "%s uses the same token as %s (line %d): a token must identify one "
+                           "workspace",
+                           l2, l1, first->line);
+                break;
+            }
+        }
+        i = j;
+    }
+}
+
+/* The first policy (by line) listing `group` in the sorted group table. */
+static const config_key_t *config_group_find(const config_keys_t *k, const char *group)
+{
+    config_key_t probe = {.key = group, .len = strlen(group), .line = -1};
+    size_t lo = 0, hi = k->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (config_key_cmp(&k->v[mid], &probe) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo < k->n && config_key_same(&k->v[lo], &probe)) return &k->v[lo];
+    return NULL;
+}
+
+static int config_src_cmp(const void *pa, const void *pb)
+{
+    const config_src_t *a = pa, *b = pb;
+    if (a->cidr.addr.family != b->cidr.addr.family)
+        return a->cidr.addr.family < b->cidr.addr.family ? -1 : 1;
+    int r = memcmp(a->cidr.addr.bytes, b->cidr.addr.bytes, sizeof a->cidr.addr.bytes);
+    if (r) return r;
+    if (a->cidr.prefix != b->cidr.prefix) return a->cidr.prefix < b->cidr.prefix ? -1 : 1;
+    return (a->line > b->line) - (a->line < b->line);
+}
+
+/* outer contains every address of inner */
+static bool config_cidr_covers(const netcidr_t *outer, const netcidr_t *inner)
+{
+    if (outer->addr.family != inner->addr.family || outer->prefix > inner->prefix ||
+        outer->prefix > 128)
+        return false;
+    unsigned full = outer->prefix / 8, rem = outer->prefix % 8;
+    if (memcmp(outer->addr.bytes, inner->addr.bytes, full) != 0) return false;
+    if (rem == 0 || full >= 16) return true;
+    uint8_t mask = (uint8_t)(0xffu << (8 - rem));
+    return ((outer->addr.bytes[full] ^ inner->addr.bytes[full]) & mask) == 0;
+}
+
+static bool config_cidr_equal(const netcidr_t *a, const netcidr_t *b)
+{
+    return a->addr.family == b->addr.family && a->prefix == b->prefix &&
+           !memcmp(a->addr.bytes, b->addr.bytes, sizeof a->addr.bytes);
+}
+
+/* Sources claimed by two workspaces.  After sorting (family, address,
+ * prefix) a CIDR can only overlap an earlier one that contains it; the
+ * stack holds the chain of enclosing CIDRs (at most one per prefix length). */
+static void config_check_sources(config_ctx_t *c)
+{
+    const config_src_t *stack[130];
+    size_t top = 0;
+    char e1[CONFIG_ECHO_BUF], e2[CONFIG_ECHO_BUF], l1[CONFIG_LABEL_BUF], l2[CONFIG_LABEL_BUF];
+
+    if (c->nsrcs > 1) qsort(c->srcs, c->nsrcs, sizeof *c->srcs, config_src_cmp);
+    for (size_t i = 0; i < c->nsrcs; i++) {
+        const config_src_t *x = &c->srcs[i];
+        while (top > 0 && !config_cidr_covers(&stack[top - 1]->cidr, &x->cidr))
+            top--;
+        for (size_t s = top; s > 0; s--) {
+            const config_src_t *y = stack[s - 1];
+            if (y->ws == x->ws) continue;
+            const config_src_t *later = y->line > x->line ? y : x;
+            const config_src_t *earlier = later == x ? y : x;
+            config_ws_label(c, later->ws, l1, sizeof l1);
+            config_ws_label(c, earlier->ws, l2, sizeof l2);
+            config_err(c, later->line, "source %s of %s overlaps source %s of %s (line %d)",
+                       config_echo_node(c, later->node, e1, sizeof e1), l1,
+                       config_echo_node(c, earlier->node, e2, sizeof e2), l2, earlier->line);
+            break;
+        }
+        if (top > 0 && config_cidr_equal(&stack[top - 1]->cidr, &x->cidr)) continue;
+        if (top < sizeof stack / sizeof stack[0]) stack[top++] = x;
+    }
+}
+
+static void config_cross_checks(config_ctx_t *c)
+{
+    config_t *cfg = c->cfg;
+    char label[CONFIG_LABEL_BUF], eb[CONFIG_ECHO_BUF];
+
+    config_dups(c, &c->wsids, CONFIG_DUP_WSID);
+    config_dups(c, &c->polnames, CONFIG_DUP_POLNAME);
+    config_dups(c, &c->groups, CONFIG_DUP_GROUP);
+    config_dups(c, &c->tokens, CONFIG_DUP_TOKEN);
+    for (size_t i = 0; i < cfg->nworkspaces; i++) {
+        config_workspace_t *ws = &cfg->workspaces[i];
+        if (!ws->group) continue;
+        const config_key_t *g = config_group_find(&c->groups, ws->group);
+        if (g) {
+            ws->policy = &cfg->policies[g->owner];
+            continue;
+        }
+        config_ws_label(c, i, label, sizeof label);
+        config_err(c, c->ws_group_line[i], "%s: no policy covers its group '%s'", label,
+                   config_echo(ws->group, strlen(ws->group), eb, sizeof eb));
+    }
+    config_check_sources(c);
+    if (cfg->egress.enabled && cfg->admin.enabled && cfg->egress.port == cfg->admin.port) {
+        int line = c->admin_line ? c->admin_line : c->egress_line ? c->egress_line : 1;
+        config_err(c, line, "listeners.admin and listeners.egress both use port %u",
+                   (unsigned)cfg->egress.port);
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* Top level                                                                 */
+
+enum {
+    CONFIG_T_VERSION,
+    CONFIG_T_LISTENERS,
+    CONFIG_T_WORKERS,
+    CONFIG_T_AUDIT,
+    CONFIG_T_TIMEOUTS,
+    CONFIG_T_MAX_HEADER,
+    CONFIG_T_SUBNETS,
+    CONFIG_T_DENY,
+    CONFIG_T_WORKSPACES,
+    CONFIG_T_POLICIES,
+    CONFIG_T_NKEYS
+};
+static const char *const config_top_keys[CONFIG_T_NKEYS] = {
+    "version",          "listeners",         "workers",      "audit",      "timeouts",
+    "max_header_bytes", "workspace_subnets", "deny_domains", "workspaces", "policies"};
+
+static void config_defaults(config_ctx_t *c)
+{
+    config_t *cfg = c->cfg;
+    cfg->version = 1;
+    cfg->egress = (config_listen_t){.host = "127.0.0.1", .port = 3128, .enabled = true};
+    cfg->admin = (config_listen_t){.host = "127.0.0.1", .port = 9090, .enabled = true};
+    cfg->workers = 0;
+    cfg->audit_sink = AUDIT_FILE;
+    cfg->audit_path = config_strdup(c, "cdeguard-audit.log");
+    cfg->path = config_strdup(c, c->name);
+    cfg->client_header_timeout_ms = 10000;
+    cfg->idle_timeout_ms = 60000;
+    cfg->connect_timeout_ms = 10000;
+    cfg->client_hello_timeout_ms = 10000;
+    cfg->drain_timeout_ms = 30000;
+    cfg->max_header_bytes = 65536;
+    cfg->global_deny = domain_set_new();
+    if (!cfg->global_deny) c->oom = true;
+}
+
+static void config_build(config_ctx_t *c, uint32_t root)
+{
+    config_t *cfg = c->cfg;
+    uint32_t k[CONFIG_T_NKEYS];
+    char eb[CONFIG_ECHO_BUF];
+
+    if (root == CONFIG_NONE || config_is_null(c, root)) {
+        config_err(c, root == CONFIG_NONE ? 1 : config_node(c, root)->line,
+                   "the file is empty: a config starts with 'version: 1'");
+        return;
+    }
+    if (config_node(c, root)->kind != CONFIG_N_MAP) {
+        if (config_node(c, root)->kind != CONFIG_N_BAD)
+            config_err(c, config_node(c, root)->line,
+                       "the top level must be a mapping of settings (key: value), not a %s",
+                       config_kind_name(c, root));
+        return;
+    }
+    config_map_keys(c, root, config_top_keys, CONFIG_T_NKEYS, k, "at top level");
+
+    if (k[CONFIG_T_VERSION] == CONFIG_NONE) {
+        config_err(c, config_node(c, root)->line,
+                   "missing required key 'version' (this cdeguard reads 'version: 1')");
+    } else {
+        uint32_t v = config_val(c, k[CONFIG_T_VERSION]);
+        const char *s = config_want_str(c, v, "version", "a number");
+        if (s && strcmp(s, "1") != 0)
+            config_err(c, config_node(c, v)->line,
+                       "unsupported version '%s': this cdeguard reads version 1",
+                       config_echo_node(c, v, eb, sizeof eb));
+    }
+    if (k[CONFIG_T_LISTENERS] != CONFIG_NONE)
+        config_listeners(c, config_val(c, k[CONFIG_T_LISTENERS]));
+    if (k[CONFIG_T_WORKERS] != CONFIG_NONE) config_workers(c, config_val(c, k[CONFIG_T_WORKERS]));
+    if (k[CONFIG_T_AUDIT] != CONFIG_NONE) config_audit(c, config_val(c, k[CONFIG_T_AUDIT]));
+    if (k[CONFIG_T_TIMEOUTS] != CONFIG_NONE)
+        config_timeouts(c, config_val(c, k[CONFIG_T_TIMEOUTS]));
+    if (k[CONFIG_T_MAX_HEADER] != CONFIG_NONE)
+        config_max_header(c, config_val(c, k[CONFIG_T_MAX_HEADER]));
+    if (k[CONFIG_T_SUBNETS] != CONFIG_NONE)
+        config_cidrs(c, config_val(c, k[CONFIG_T_SUBNETS]), "workspace_subnets",
+                     &cfg->workspace_subnets, SIZE_MAX);
+    if (k[CONFIG_T_DENY] != CONFIG_NONE)
+        config_domains(c, config_val(c, k[CONFIG_T_DENY]), "deny_domains", cfg->global_deny,
+                       &cfg->global_deny_patterns, &cfg->nglobal_deny);
+
+    if (k[CONFIG_T_POLICIES] != CONFIG_NONE) {
+        uint32_t v = config_val(c, k[CONFIG_T_POLICIES]);
+        size_t n = config_node(c, v)->kind == CONFIG_N_SEQ ? config_node(c, v)->n : 0;
+        if (config_want_seq(c, v, "policies") && n > 0) {
+            cfg->policies = calloc(n, sizeof *cfg->policies);
+            if (!cfg->policies) {
+                c->oom = true;
+                return;
+            }
+            cfg->npolicies = n;
+            size_t i = 0;
+            for (uint32_t it = config_node(c, v)->first; it != CONFIG_NONE && !c->oom;
+                 it = config_node(c, it)->next)
+                config_policy(c, it, i++);
+        }
+    }
+    if (k[CONFIG_T_WORKSPACES] != CONFIG_NONE) {
+        uint32_t v = config_val(c, k[CONFIG_T_WORKSPACES]);
+        size_t n = config_node(c, v)->kind == CONFIG_N_SEQ ? config_node(c, v)->n : 0;
+        if (config_want_seq(c, v, "workspaces") && n > 0) {
+            cfg->workspaces = calloc(n, sizeof *cfg->workspaces);
+            c->ws_group_line = calloc(n, sizeof *c->ws_group_line);
+            if (!cfg->workspaces || !c->ws_group_line) {
+                c->oom = true;
+                return;
+            }
+            cfg->nworkspaces = n;
+            size_t i = 0;
+            for (uint32_t it = config_node(c, v)->first; it != CONFIG_NONE && !c->oom;
+                 it = config_node(c, it)->next)
+                config_workspace(c, it, i++);
+        }
+    }
+    if (!c->oom) config_cross_checks(c);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Life cycle                                                                */
+
+static void config_free_strv(char **v, size_t n)
+{
+    if (!v) return;
+    for (size_t i = 0; i < n; i++)
+        free(v[i]);
+    free(v);
+}
+
+static void config_free(config_t *cfg)
+{
+    free(cfg->path);
+    free(cfg->audit_path);
+    cidrset_free(&cfg->workspace_subnets);
+    if (cfg->global_deny) domain_set_free(cfg->global_deny);
+    config_free_strv(cfg->global_deny_patterns, cfg->nglobal_deny);
+    for (size_t i = 0; i < cfg->nworkspaces; i++) {
+        config_workspace_t *ws = &cfg->workspaces[i];
+        free(ws->id);
+        free(ws->group);
+        cidrset_free(&ws->sources);
+        free(ws->tokens);
+    }
+    free(cfg->workspaces);
+    for (size_t i = 0; i < cfg->npolicies; i++) {
+        config_policy_t *pol = &cfg->policies[i];
+        free(pol->name);
+        config_free_strv(pol->groups, pol->ngroups);
+        if (pol->allow) domain_set_free(pol->allow);
+        if (pol->deny) domain_set_free(pol->deny);
+        config_free_strv(pol->allow_patterns, pol->nallow);
+        config_free_strv(pol->deny_patterns, pol->ndeny);
+        cidrset_free(&pol->allow_cidrs);
+    }
+    free(cfg->policies);
+    free(cfg);
+}
+
+static void config_ctx_free(config_ctx_t *c)
+{
+    free(c->nodes);
+    free(c->strs);
+    for (size_t i = 0; i < c->nmsgs; i++)
+        free(c->msgs[i].text);
+    free(c->msgs);
+    free(c->wsids.v);
+    free(c->polnames.v);
+    free(c->groups.v);
+    free(c->tokens.v);
+    free(c->srcs);
+    free(c->ws_group_line);
+}
+
+config_t *config_load_buffer(const char *name, const char *data, size_t len, config_errors_t *errs)
+{
+    config_ctx_t c;
+    config_t *cfg = NULL;
+    uint32_t root;
+
+    memset(&c, 0, sizeof c);
+    c.name = name && *name ? name : "<config>";
+    c.data = data ? data : "";
+    c.len = data ? len : 0;
+    if (c.len > CONFIG_MAX_FILE) {
+        config_err(&c, 1, "the file is larger than 4 MiB (%zu bytes)", c.len);
+        goto out;
+    }
+    cfg = calloc(1, sizeof *cfg);
+    if (!cfg) {
+        c.oom = true;
+        goto out;
+    }
+    atomic_init(&cfg->refs, 1);
+    c.cfg = cfg;
+    config_defaults(&c);
+    if (!c.oom && config_tree_build(&c, &root) == 0) config_build(&c, root);
+out:;
+    bool failed = c.nmsgs > 0 || c.dropped > 0 || c.oom;
+    config_flush(&c, errs);
+    config_ctx_free(&c);
+    if (failed && cfg) {
+        config_free(cfg);
+        cfg = NULL;
+    }
+    return cfg;
+}
+
+config_t *config_load(const char *path, config_errors_t *errs)
+{
+    config_ctx_t c;
+    char *buf = NULL;
+    size_t len = 0, cap = 0;
+    config_t *cfg = NULL;
+    char eb[128];
+
+    memset(&c, 0, sizeof c);
+    c.name = path && *path ? path : "<config>";
+    FILE *f = path ? fopen(path, "rb") : NULL;
+    if (!f) {
+        config_err(&c, 1, "cannot open: %s", strerror_r(path ? errno : EINVAL, eb, sizeof eb));
+        goto out;
+    }
+    for (;;) {
+        if (len == cap) {
+            size_t ncap = cap ? cap * 2 : 65536;
+            if (ncap > CONFIG_MAX_FILE + 1) ncap = CONFIG_MAX_FILE + 1;
+            char *nb = realloc(buf, ncap);
+            if (!nb) {
+                c.oom = true;
+                goto out;
+            }
+            buf = nb;
+            cap = ncap;
+        }
+        size_t n = fread(buf + len, 1, cap - len, f);
+        len += n;
+        if (len > CONFIG_MAX_FILE) {
+            config_err(&c, 1, "the file is larger than 4 MiB");
+            goto out;
+        }
+        if (n == 0) {
+            if (ferror(f)) {
+                config_err(&c, 1, "cannot read: %s", strerror_r(errno, eb, sizeof eb));
+                goto out;
+            }
+            break;
+        }
+    }
+    cfg = config_load_buffer(c.name, buf, len, errs);
+out:
+    if (f) fclose(f);
+    free(buf);
+    config_flush(&c, errs);
+    config_ctx_free(&c);
+    return cfg;
+}
+
+config_t *config_ref(config_t *c)
+{
+    if (c) atomic_fetch_add_explicit(&c->refs, 1, memory_order_relaxed);
+    return c;
+}
+
+void config_unref(config_t *c)
+{
+    if (c && atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel) == 1) config_free(c);
+}

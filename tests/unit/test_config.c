@@ -1,0 +1,912 @@
+/*
+ * Unit tests for src/config/config.c: the bundled and the seed configs load
+ * with the expected values, every error class yields an exact
+ * "FILE:LINE: message", every error of a file is reported, the broken
+ * configs under tests/configs/bad/ fail with the error and line their first
+ * lines announce, the duration/size parsers handle the edge cases, and
+ * reference counting frees once.  Run from the repository root.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config/config.h"
+
+#define BAD_DIR "tests/configs/bad"
+
+/* A minimal valid config, 9 lines; cases append to it or replace parts. */
+#define V "version: 1\n"
+#define WS "workspaces:\n  - id: a\n    group: g\n    sources: [10.0.0.0/24]\n"
+#define POL "policies:\n  - name: p\n    groups: [g]\n    allow_domains: [.example.com]\n"
+
+static config_t *load(const char *yaml, config_errors_t *errs)
+{
+    return config_load_buffer("t.yaml", yaml, strlen(yaml), errs);
+}
+
+static void dump(const config_errors_t *errs)
+{
+    for (size_t i = 0; i < errs->n; i++)
+        print_error("  got: %s\n", errs->msgs[i]);
+}
+
+/* The load fails and one error is exactly `expected` (or starts with it). */
+static void check_error(const char *yaml, const char *expected, bool prefix)
+{
+    config_errors_t errs = {0};
+    config_t *c = load(yaml, &errs);
+    bool found = false;
+    for (size_t i = 0; i < errs.n; i++) {
+        const char *m = errs.msgs[i];
+        if (prefix ? !strncmp(m, expected, strlen(expected)) : !strcmp(m, expected)) found = true;
+    }
+    if (!found || c) {
+        print_error("expected: %s\n", expected);
+        dump(&errs);
+    }
+    config_unref(c);
+    assert_null(c);
+    assert_true(found);
+    config_errors_free(&errs);
+}
+
+static void check_exact(const char *yaml, const char *expected)
+{
+    check_error(yaml, expected, false);
+}
+
+static void check_prefix(const char *yaml, const char *expected)
+{
+    check_error(yaml, expected, true);
+}
+
+static config_t *load_ok(const char *yaml)
+{
+    config_errors_t errs = {0};
+    config_t *c = load(yaml, &errs);
+    if (!c) dump(&errs);
+    assert_non_null(c);
+    assert_int_equal(errs.n, 0);
+    config_errors_free(&errs);
+    return c;
+}
+
+static bool matches(const domain_set_t *s, const char *host)
+{
+    return domain_set_match(s, host, strlen(host)) >= 0;
+}
+
+static const char *matched(const domain_set_t *s, char **patterns, const char *host)
+{
+    int id = domain_set_match(s, host, strlen(host));
+    return id >= 0 ? patterns[id] : NULL;
+}
+
+/* ---- valid configs ---- */
+
+static void test_bundled_config_loads(void **state)
+{
+    (void)state;
+    config_errors_t errs = {0};
+    config_t *c = config_load("cdeguard.yaml", &errs);
+    if (!c) dump(&errs);
+    assert_non_null(c);
+    assert_int_equal(errs.n, 0);
+    assert_string_equal(c->path, "cdeguard.yaml");
+    assert_int_equal(atomic_load(&c->refs), 1);
+    assert_int_equal(c->version, 1);
+    assert_true(c->egress.enabled);
+    assert_string_equal(c->egress.host, "127.0.0.1");
+    assert_int_equal(c->egress.port, 3128);
+    assert_true(c->admin.enabled);
+    assert_string_equal(c->admin.host, "127.0.0.1");
+    assert_int_equal(c->admin.port, 9090);
+    assert_int_equal(c->workers, 0);
+    assert_int_equal(c->audit_sink, AUDIT_FILE);
+    assert_string_equal(c->audit_path, "cdeguard-audit.log");
+    assert_int_equal(c->client_header_timeout_ms, 10000);
+    assert_int_equal(c->idle_timeout_ms, 60000);
+    assert_int_equal(c->connect_timeout_ms, 10000);
+    assert_int_equal(c->client_hello_timeout_ms, 10000);
+    assert_int_equal(c->drain_timeout_ms, 30000);
+    assert_int_equal(c->max_header_bytes, 65536);
+    assert_int_equal(c->workspace_subnets.n, 1);
+    assert_int_equal(c->workspace_subnets.v[0].prefix, 16);
+    assert_int_equal(c->nglobal_deny, 3);
+    assert_string_equal(c->global_deny_patterns[0], "api.openai.com");
+
+    assert_int_equal(c->npolicies, 1);
+    const config_policy_t *p = &c->policies[0];
+    assert_string_equal(p->name, "developers-egress");
+    assert_int_equal(p->ngroups, 1);
+    assert_string_equal(p->groups[0], "developers");
+    assert_int_equal(p->mode, POLICY_ENFORCE);
+    assert_false(p->require_auth);
+    assert_int_equal(p->nallow, 6);
+    assert_int_equal(p->ndeny, 3);
+    assert_int_equal(p->connect_ports.n, 1);
+    assert_true(port_set_has(&p->connect_ports, 443));
+    assert_false(port_set_has(&p->connect_ports, 22));
+    assert_int_equal(p->http_ports.n, 2);
+    assert_true(port_set_has(&p->http_ports, 80));
+    assert_true(port_set_has(&p->http_ports, 8080));
+    assert_true(port_set_has(&p->tls_only_ports, 443));
+    assert_int_equal(p->upload_alert_bytes, 10000000); /* 10MB, decimal */
+    assert_int_equal(p->upload_action, UPLOAD_ALERT);
+    assert_int_equal(p->line, 42);
+    assert_int_equal(p->allow_cidrs.n, 0);
+
+    assert_int_equal(c->nworkspaces, 2);
+    const config_workspace_t *w = &c->workspaces[0];
+    assert_string_equal(w->id, "local");
+    assert_string_equal(w->group, "developers");
+    assert_int_equal(w->sources.n, 2);
+    assert_int_equal(w->ntokens, 0);
+    assert_ptr_equal(w->policy, p);
+    assert_int_equal(w->line, 31);
+    w = &c->workspaces[1];
+    assert_string_equal(w->id, "ws-demo");
+    assert_int_equal(w->sources.n, 0);
+    assert_int_equal(w->ntokens, 1);
+    assert_int_equal(w->tokens[0].sha256[0], 0xb5);
+    assert_int_equal(w->tokens[0].sha256[31], 0x12);
+    assert_ptr_equal(w->policy, p);
+
+    assert_string_equal(matched(c->global_deny, c->global_deny_patterns, "api.anthropic.com"),
+                        "api.anthropic.com");
+    assert_string_equal(matched(p->allow, p->allow_patterns, "api.github.com"), ".github.com");
+    assert_string_equal(matched(p->deny, p->deny_patterns, "www.dropbox.com"), ".dropbox.com");
+    config_unref(c);
+}
+
+static void test_seed_squid_allowlist(void **state)
+{
+    (void)state;
+    static const char *const allowed[] = {".github.com", ".npmjs.org", ".pypi.org",
+                                          ".docker.io",  ".gcr.io",    ".amazonaws.com"};
+    static const char *const denied[] = {
+        "api.openai.com", "api.anthropic.com", "generativelanguage.googleapis.com",
+        ".dropbox.com",   ".wetransfer.com",   ".pastebin.com"};
+    config_errors_t errs = {0};
+    config_t *c = config_load("tests/configs/seed-squid.yaml", &errs);
+    if (!c) dump(&errs);
+    assert_non_null(c);
+    assert_int_equal(c->npolicies, 1);
+    assert_int_equal(c->nworkspaces, 1);
+    const config_policy_t *p = &c->policies[0];
+    assert_ptr_equal(c->workspaces[0].policy, p);
+
+    /* one pattern per Squid entry, kept as written, in order */
+    assert_int_equal(p->nallow, 6);
+    assert_int_equal(domain_set_count(p->allow), 6);
+    for (size_t i = 0; i < 6; i++)
+        assert_string_equal(p->allow_patterns[i], allowed[i]);
+    assert_int_equal(c->nglobal_deny, 6);
+    assert_int_equal(domain_set_count(c->global_deny), 6);
+    for (size_t i = 0; i < 6; i++)
+        assert_string_equal(c->global_deny_patterns[i], denied[i]);
+    assert_int_equal(p->ndeny, 0);
+
+    /* Squid dstdomain ".x" matches x and its subdomains */
+    static const char *const allow_hosts[][2] = {
+        {"github.com", ".github.com"},
+        {"api.github.com", ".github.com"},
+        {"codeload.github.com", ".github.com"},
+        {"registry.npmjs.org", ".npmjs.org"},
+        {"pypi.org", ".pypi.org"},
+        {"files.pypi.org", ".pypi.org"},
+        {"registry-1.docker.io", ".docker.io"},
+        {"gcr.io", ".gcr.io"},
+        {"s3.us-east-1.amazonaws.com", ".amazonaws.com"},
+    };
+    for (size_t i = 0; i < sizeof allow_hosts / sizeof allow_hosts[0]; i++) {
+        const char *m = matched(p->allow, p->allow_patterns, allow_hosts[i][0]);
+        assert_non_null(m);
+        assert_string_equal(m, allow_hosts[i][1]);
+    }
+    static const char *const not_allowed[] = {"githubusercontent.com", "notgithub.com",
+                                              "example.com", "api.openai.com",
+                                              "npmjs.org.evil.com"};
+    for (size_t i = 0; i < sizeof not_allowed / sizeof not_allowed[0]; i++)
+        assert_false(matches(p->allow, not_allowed[i]));
+
+    static const char *const deny_hosts[][2] = {
+        {"api.openai.com", "api.openai.com"},
+        {"api.anthropic.com", "api.anthropic.com"},
+        {"generativelanguage.googleapis.com", "generativelanguage.googleapis.com"},
+        {"dropbox.com", ".dropbox.com"},
+        {"www.dropbox.com", ".dropbox.com"},
+        {"wetransfer.com", ".wetransfer.com"},
+        {"pastebin.com", ".pastebin.com"},
+    };
+    for (size_t i = 0; i < sizeof deny_hosts / sizeof deny_hosts[0]; i++) {
+        const char *m = matched(c->global_deny, c->global_deny_patterns, deny_hosts[i][0]);
+        assert_non_null(m);
+        assert_string_equal(m, deny_hosts[i][1]);
+    }
+    /* exact entries do not cover subdomains or parents */
+    assert_false(matches(c->global_deny, "openai.com"));
+    assert_false(matches(c->global_deny, "x.api.openai.com"));
+    assert_false(matches(c->global_deny, "github.com"));
+    config_unref(c);
+    config_errors_free(&errs);
+}
+
+static void test_full_schema_valid(void **state)
+{
+    (void)state;
+    config_t *c = load_ok(
+        V "listeners:\n  egress: \"[::1]:3128\"\n  admin: off\n"
+          "workers: 8\naudit: {sink: stdout, path: /var/log/x.log}\n"
+          "timeouts: {client_header: 500ms, idle: 2m, connect: 3, client_hello: 1h, drain: 45s}\n"
+          "max_header_bytes: 16KiB\n"
+          "workspace_subnets: [10.42.0.0/16, \"fd00::/8\"]\n"
+          "workspaces:\n"
+          "  - id: a\n    group: g\n    sources: [10.0.0.0/24]\n"
+          "  - id: b\n    group: h\n"
+          "    tokens: "
+          "[\"sha256:B5D56F2EACF505C2639B22468F3A8B1BCAF7D619CADBAB47DC6CE515FC4C3612\"]\n"
+          "policies:\n"
+          "  - name: p\n    groups: [g]\n    mode: monitor\n    require_auth: true\n"
+          "    allow_domains: [.example.com, \"*.example.org\", example.net]\n"
+          "    deny_domains: [bad.example.com]\n"
+          "    allow_cidrs: [192.168.1.0/24]\n"
+          "    connect_ports: [443, 8443, 443]\n    http_ports: []\n    tls_only_ports: [8443]\n"
+          "    upload: {alert_bytes: 1MiB, action: block}\n"
+          "  - name: q\n    groups: [h, unused]\n    allow_domains:\n");
+    assert_string_equal(c->egress.host, "::1");
+    assert_int_equal(c->egress.port, 3128);
+    assert_true(c->egress.enabled);
+    assert_false(c->admin.enabled);
+    assert_int_equal(c->workers, 8);
+    assert_int_equal(c->audit_sink, AUDIT_STDOUT);
+    assert_string_equal(c->audit_path, "/var/log/x.log");
+    assert_int_equal(c->client_header_timeout_ms, 500);
+    assert_int_equal(c->idle_timeout_ms, 120000);
+    assert_int_equal(c->connect_timeout_ms, 3000);
+    assert_int_equal(c->client_hello_timeout_ms, 3600000);
+    assert_int_equal(c->drain_timeout_ms, 45000);
+    assert_int_equal(c->max_header_bytes, 16384);
+    assert_int_equal(c->workspace_subnets.n, 2);
+    assert_int_equal(c->nglobal_deny, 0);
+    assert_non_null(c->global_deny);
+
+    const config_policy_t *p = &c->policies[0], *q = &c->policies[1];
+    assert_int_equal(p->mode, POLICY_MONITOR);
+    assert_true(p->require_auth);
+    assert_int_equal(p->nallow, 3);
+    assert_string_equal(matched(p->allow, p->allow_patterns, "a.example.org"), "*.example.org");
+    assert_false(matches(p->allow, "example.org"));
+    assert_string_equal(matched(p->allow, p->allow_patterns, "example.net"), "example.net");
+    assert_string_equal(matched(p->deny, p->deny_patterns, "bad.example.com"), "bad.example.com");
+    assert_int_equal(p->allow_cidrs.n, 1);
+    assert_int_equal(p->connect_ports.n, 2); /* duplicate 443 dropped */
+    assert_true(port_set_has(&p->connect_ports, 8443));
+    assert_int_equal(p->http_ports.n, 0);
+    assert_false(port_set_has(&p->http_ports, 80));
+    assert_int_equal(p->tls_only_ports.n, 1);
+    assert_true(port_set_has(&p->tls_only_ports, 8443));
+    assert_int_equal(p->upload_alert_bytes, 1048576);
+    assert_int_equal(p->upload_action, UPLOAD_BLOCK);
+
+    assert_int_equal(q->mode, POLICY_ENFORCE);
+    assert_int_equal(q->nallow, 0);
+    assert_non_null(q->allow);
+    assert_non_null(q->deny);
+    assert_int_equal(q->upload_alert_bytes, 10485760);
+    assert_true(port_set_has(&q->http_ports, 8080));
+
+    assert_ptr_equal(c->workspaces[0].policy, p);
+    assert_ptr_equal(c->workspaces[1].policy, q);
+    assert_int_equal(c->workspaces[1].ntokens, 1);
+    assert_int_equal(c->workspaces[1].tokens[0].sha256[0], 0xb5);
+    config_unref(c);
+}
+
+static void test_defaults(void **state)
+{
+    (void)state;
+    config_t *c = load_ok(V WS POL);
+    assert_string_equal(c->path, "t.yaml");
+    assert_string_equal(c->egress.host, "127.0.0.1");
+    assert_int_equal(c->egress.port, 3128);
+    assert_int_equal(c->admin.port, 9090);
+    assert_int_equal(c->workers, 0);
+    assert_int_equal(c->audit_sink, AUDIT_FILE);
+    assert_string_equal(c->audit_path, "cdeguard-audit.log");
+    assert_int_equal(c->client_header_timeout_ms, 10000);
+    assert_int_equal(c->idle_timeout_ms, 60000);
+    assert_int_equal(c->connect_timeout_ms, 10000);
+    assert_int_equal(c->client_hello_timeout_ms, 10000);
+    assert_int_equal(c->drain_timeout_ms, 30000);
+    assert_int_equal(c->max_header_bytes, 65536);
+    const config_policy_t *p = &c->policies[0];
+    assert_int_equal(p->mode, POLICY_ENFORCE);
+    assert_false(p->require_auth);
+    assert_int_equal(p->connect_ports.n, 1);
+    assert_true(port_set_has(&p->connect_ports, 443));
+    assert_int_equal(p->http_ports.n, 2);
+    assert_true(port_set_has(&p->http_ports, 80));
+    assert_true(port_set_has(&p->http_ports, 8080));
+    assert_int_equal(p->tls_only_ports.n, 1);
+    assert_int_equal(p->upload_alert_bytes, 10485760);
+    assert_int_equal(p->upload_action, UPLOAD_ALERT);
+    assert_int_equal(p->line, 7);
+    assert_int_equal(c->workspaces[0].line, 3);
+    config_unref(c);
+}
+
+/* ---- one case per error class: exact text and line ---- */
+
+static void test_err_syntax(void **state)
+{
+    (void)state;
+    check_exact(V "workspaces:\n  - id: a\n   group: g\n",
+                "t.yaml:4: YAML syntax error: did not find expected '-' indicator "
+                "(while parsing a block collection at line 3)");
+    check_exact(V WS "policies: [\n",
+                "t.yaml:7: YAML syntax error: did not find expected node content "
+                "(while parsing a flow node at line 7)");
+    check_exact(V "deny_domains: [\"a.com]\n",
+                "t.yaml:3: YAML syntax error: found unexpected end of stream "
+                "(while scanning a quoted scalar at line 2)");
+    check_exact(V "\tworkers: 1\n",
+                "t.yaml:2: YAML syntax error: found a tab character that "
+                "violates indentation (while scanning a plain scalar at line 1)");
+    static const char nul[] = "version: 1\nworkers: 1\0\n";
+    config_errors_t errs = {0};
+    assert_null(config_load_buffer("t.yaml", nul, sizeof nul - 1, &errs));
+    assert_int_equal(errs.n, 1);
+    assert_string_equal(errs.msgs[0],
+                        "t.yaml:2: YAML syntax error: control characters are not allowed");
+    config_errors_free(&errs);
+}
+
+static void test_err_unknown_keys(void **state)
+{
+    (void)state;
+    check_exact(
+        V WS "policies:\n  - name: x\n    groups: [g]\n    alow_domains: [a.com]\n",
+        "t.yaml:9: unknown key 'alow_domains' in policy 'x' (did you mean 'allow_domains'?)");
+    check_exact(V WS POL "worker: 4\n",
+                "t.yaml:10: unknown key 'worker' at top level (did you mean 'workers'?)");
+    check_exact(V WS POL "frobnicate: 1\n", "t.yaml:10: unknown key 'frobnicate' at top level");
+    check_exact(V WS POL "timeouts:\n  idel: 5s\n",
+                "t.yaml:11: unknown key 'idel' in timeouts (did you mean 'idle'?)");
+    check_exact(V WS POL "listeners: {egres: 127.0.0.1:1}\n",
+                "t.yaml:10: unknown key 'egres' in listeners (did you mean 'egress'?)");
+    check_exact(V "workspaces:\n  - id: a\n    group: g\n    source: [10.0.0.0/8]\n" POL,
+                "t.yaml:5: unknown key 'source' in workspace 'a' (did you mean 'sources'?)");
+    check_exact(V "workspaces:\n  - group: g\n    tokesn: []\n    sources: [10.0.0.0/8]\n" POL,
+                "t.yaml:4: unknown key 'tokesn' in workspace #1 (did you mean 'tokens'?)");
+    check_exact(V WS POL "    upload: {alert_byte: 1MB}\n",
+                "t.yaml:10: unknown key 'alert_byte' in upload of policy 'p' (did you mean "
+                "'alert_bytes'?)");
+    check_exact(V WS POL "    upload: {alert: 1MB}\n",
+                "t.yaml:10: unknown key 'alert' in upload of policy 'p'");
+    check_exact(V WS POL "audit: {Sink: file}\n",
+                "t.yaml:10: unknown key 'Sink' in audit (did you mean 'sink'?)");
+    check_exact(V WS POL "[a]: 1\n", "t.yaml:10: keys must be strings, not a list (at top level)");
+}
+
+static void test_err_types(void **state)
+{
+    (void)state;
+    check_exact(V WS POL "deny_domains: {a: b}\n",
+                "t.yaml:10: deny_domains must be a list, not a mapping");
+    check_exact(V WS "policies:\n  - name: p\n    groups: g\n",
+                "t.yaml:8: groups of policy 'p' must be a list, not a string (write [g])");
+    check_exact(V WS POL "workers: [1]\n", "t.yaml:10: workers must be a number, not a list");
+    check_exact(V WS POL "timeouts: 5s\n", "t.yaml:10: timeouts must be a mapping, not a string");
+    check_exact(V WS "policies:\n  p: {}\n", "t.yaml:7: policies must be a list, not a mapping");
+    check_exact(V WS "policies:\n  - just-a-name\n",
+                "t.yaml:7: policy #1 must be a mapping, not a string");
+    check_exact(V WS POL "workspace_subnets: [[10.0.0.0/8]]\n",
+                "t.yaml:10: workspace_subnets: entries must be strings, not a list");
+    check_exact(V WS POL "deny_domains: [a.com, \"\", b.com]\n",
+                "t.yaml:10: deny_domains: empty entry");
+    check_exact(V "workspaces:\n  - id:\n    group: g\n    sources: [10.0.0.0/8]\n" POL,
+                "t.yaml:3: id of workspace #1 must not be empty");
+    check_exact(V WS POL "    require_auth: maybe\n",
+                "t.yaml:10: require_auth of policy 'p' must be true or false, not 'maybe'");
+    check_exact(V WS POL "    mode: open\n",
+                "t.yaml:10: mode of policy 'p' must be 'enforce' or 'monitor', not 'open'");
+    check_exact(V WS POL "    upload: {action: drop}\n",
+                "t.yaml:10: upload.action of policy 'p' must be 'alert' or 'block', not 'drop'");
+    check_exact(V WS POL "audit: {sink: syslog}\n",
+                "t.yaml:10: audit.sink must be 'file' or 'stdout', not 'syslog'");
+    check_exact(V WS POL "workers: 257\n",
+                "t.yaml:10: workers must be an integer from 0 to 256 (0 = one per CPU core), not "
+                "'257'");
+    check_exact(V WS POL "workers: -1\n",
+                "t.yaml:10: workers must be an integer from 0 to 256 (0 = one per CPU core), not "
+                "'-1'");
+    check_exact("- version: 1\n",
+                "t.yaml:1: the top level must be a mapping of settings (key: value), not a list");
+    check_exact("# nothing here\n",
+                "t.yaml:1: the file is empty: a config starts with 'version: 1'");
+    check_exact("", "t.yaml:1: the file is empty: a config starts with 'version: 1'");
+    check_exact(WS POL,
+                "t.yaml:1: missing required key 'version' (this cdeguard reads 'version: 1')");
+    check_exact("version: 2\n" WS POL,
+                "t.yaml:1: unsupported version '2': this cdeguard reads version 1");
+    check_exact(V "workspaces:\n  - id: a b\n    group: g\n    sources: [10.0.0.0/8]\n" POL,
+                "t.yaml:3: workspace id 'a b' is invalid: use 1 to 64 letters, digits, '.', '_' or "
+                "'-'");
+    check_exact(
+        V "workspaces:\n  - id: a\n    group: \"g\\r\\nX: y\"\n    sources: [10.0.0.0/8]\n" POL,
+        "t.yaml:4: group 'g??X: y' is invalid: use 1 to 64 letters, digits, '.', '_' or "
+        "'-'");
+    check_exact(V WS "policies:\n  - name: \"p q\"\n    groups: [g, \"h/i\"]\n",
+                "t.yaml:7: policy name 'p q' is invalid: use 1 to 64 letters, digits, '.', '_' or "
+                "'-'");
+    check_exact(V WS "policies:\n  - name: p\n    groups: [g, \"h/i\"]\n",
+                "t.yaml:8: group 'h/i' is invalid: use 1 to 64 letters, digits, '.', '_' or '-'");
+    check_exact(V "workspaces:\n  - id: a\n    sources: [10.0.0.0/8]\n" POL,
+                "t.yaml:3: workspace 'a': missing required key 'group'");
+    check_exact(V WS "policies:\n  - groups: [g]\n",
+                "t.yaml:7: policy #1: missing required key 'name'");
+    check_exact(V WS "policies:\n  - name: p\n",
+                "t.yaml:7: policy 'p': missing required key 'groups'");
+    check_exact(V WS "policies:\n  - name: p\n    groups: []\n",
+                "t.yaml:8: groups of policy 'p' must name at least one workspace group");
+}
+
+static void test_err_values(void **state)
+{
+    (void)state;
+    check_exact(V WS POL "timeouts:\n  idle: 10x\n",
+                "t.yaml:11: timeouts.idle: bad duration '10x' (use e.g. 500ms, 10s, 2m, 1h)");
+    check_exact(V WS POL "timeouts:\n  drain: 0s\n",
+                "t.yaml:11: timeouts.drain must be greater than 0");
+    check_exact(V WS POL "timeouts:\n  connect: 169h\n",
+                "t.yaml:11: timeouts.connect must be at most 168h");
+    check_exact(V WS POL "max_header_bytes: 2MiB\n",
+                "t.yaml:10: max_header_bytes must be between 1KiB and 1MiB, not '2MiB'");
+    check_exact(V WS POL "max_header_bytes: 1023\n",
+                "t.yaml:10: max_header_bytes must be between 1KiB and 1MiB, not '1023'");
+    check_exact(V WS POL "max_header_bytes: 64 KiB\n",
+                "t.yaml:10: max_header_bytes: bad size '64 KiB' (use e.g. 65536, 64KiB, 1MiB)");
+    check_exact(V WS POL "    upload: {alert_bytes: 0}\n",
+                "t.yaml:10: upload.alert_bytes of policy 'p': bad size '0' (use e.g. 10MB, 512KiB, "
+                "1GB; must be greater than 0)");
+    check_exact(V WS POL "    connect_ports: [443, 0]\n",
+                "t.yaml:10: connect_ports of policy 'p': bad port '0' (must be 1..65535)");
+    check_exact(V WS POL "    http_ports:\n      - 80\n      - 65536\n",
+                "t.yaml:12: http_ports of policy 'p': bad port '65536' (must be 1..65535)");
+    check_exact(V WS POL "    tls_only_ports: [0443]\n",
+                "t.yaml:10: tls_only_ports of policy 'p': bad port '0443' (must be 1..65535)");
+    check_prefix(V "workspaces:\n  - id: a\n    group: g\n    sources: [10.0.0.1/8]\n" POL,
+                 "t.yaml:5: sources of workspace 'a': bad CIDR '10.0.0.1/8': ");
+    check_prefix(V WS POL "workspace_subnets: [10.0.0.0/33]\n",
+                 "t.yaml:10: workspace_subnets: bad CIDR '10.0.0.0/33': ");
+    check_prefix(V WS POL "    allow_cidrs: [example.com]\n",
+                 "t.yaml:10: allow_cidrs of policy 'p': bad CIDR 'example.com': ");
+    check_prefix(V WS POL "deny_domains: [\"bad domain.com\"]\n",
+                 "t.yaml:10: deny_domains: bad domain pattern 'bad domain.com': ");
+    check_prefix(V WS POL "    deny_domains: [-bad.example.com]\n",
+                 "t.yaml:10: deny_domains of policy 'p': bad domain pattern '-bad.example.com': ");
+}
+
+static void test_err_listeners(void **state)
+{
+    (void)state;
+    check_exact(V WS POL "listeners: {egress: 127.0.0.1:3128, admin: 127.0.0.1:3128}\n",
+                "t.yaml:10: listeners.admin and listeners.egress both use port 3128");
+    check_exact(V WS POL "listeners:\n  admin: 0.0.0.0:3128\n",
+                "t.yaml:11: listeners.admin and listeners.egress both use port 3128");
+    check_exact(V WS POL "listeners:\n  egress: localhost:3128\n",
+                "t.yaml:11: listeners.egress: 'localhost' is not an IP address (host names are not "
+                "allowed here; write e.g. 127.0.0.1:3128 or [::1]:3128)");
+    check_exact(V WS POL "listeners:\n  egress: \"::1:3128\"\n",
+                "t.yaml:11: listeners.egress: IPv6 addresses must be in brackets, e.g. [::1]:3128");
+    check_exact(V WS POL "listeners:\n  egress: 127.0.0.1\n",
+                "t.yaml:11: listeners.egress: '127.0.0.1' has no port (write ADDRESS:PORT, e.g. "
+                "127.0.0.1:3128, or off)");
+    check_exact(V WS POL "listeners:\n  admin: 127.0.0.1:99999\n",
+                "t.yaml:11: listeners.admin: bad port '99999' (must be 1..65535)");
+    check_exact(V WS POL "listeners:\n  admin: \"[127.0.0.1]:80\"\n",
+                "t.yaml:11: listeners.admin: '127.0.0.1' is not an IP address (host names are not "
+                "allowed here; write e.g. 127.0.0.1:3128 or [::1]:3128)");
+    check_exact(
+        V WS POL "listeners:\n  admin: 127.000.0.1:80\n",
+        "t.yaml:11: listeners.admin: '127.000.0.1' is not an IP address (host names are not "
+        "allowed here; write e.g. 127.0.0.1:3128 or [::1]:3128)");
+    /* a disabled listener frees its port */
+    config_t *c = load_ok(V WS POL "listeners: {egress: 127.0.0.1:3128, admin: 'off'}\n"
+                                   "workers: 0\n");
+    assert_false(c->admin.enabled);
+    config_unref(c);
+}
+
+static void test_err_workspaces(void **state)
+{
+    (void)state;
+    check_exact(V WS "  - id: a\n    group: g\n    sources: [10.1.0.0/24]\n" POL,
+                "t.yaml:6: duplicate workspace id 'a' (first defined at line 3)");
+    check_exact(V WS POL "  - name: p\n    groups: [h]\n",
+                "t.yaml:10: duplicate policy name 'p' (first defined at line 7)");
+    check_exact(V WS "  - id: b\n    group: nobody\n    sources: [10.1.0.0/24]\n" POL,
+                "t.yaml:7: workspace 'b': no policy covers its group 'nobody'");
+    check_exact(V WS POL "  - name: q\n    groups: [h, g]\n",
+                "t.yaml:11: group 'g' is covered by two policies: policy 'p' (line 8) and policy "
+                "'q'");
+    check_exact(V "workspaces:\n  - id: a\n    group: g\n" POL,
+                "t.yaml:3: workspace 'a' has neither sources nor tokens, so no request can be "
+                "attributed to it");
+    check_exact(V "workspaces:\n  - id: a\n    group: g\n    sources: []\n    tokens: []\n" POL,
+                "t.yaml:3: workspace 'a' has neither sources nor tokens, so no request can be "
+                "attributed to it");
+    check_exact(V "workspaces:\n  - id: a\n    group: g\n    tokens: [demo-token-change-me]\n" POL,
+                "t.yaml:5: tokens of workspace 'a': a token must be written as 'sha256:<64 hex "
+                "digits>': store the SHA-256 hash of the token, never the token itself (make one "
+                "with `cdeguard hash-token`)");
+    check_exact(
+        V "workspaces:\n  - id: a\n    group: g\n    tokens:\n"
+          "      - sha256:b5d56f2eacf505c2639b22468f3a8b1bcaf7d619cadbab47dc6ce515fc4c361\n" POL,
+        "t.yaml:6: tokens of workspace 'a': a token must be written as 'sha256:<64 hex "
+        "digits>': store the SHA-256 hash of the token, never the token itself (make one "
+        "with `cdeguard hash-token`)");
+    check_exact(V WS "  - id: b\n    group: g\n    sources: [10.0.0.128/25]\n" POL,
+                "t.yaml:8: source 10.0.0.128/25 of workspace 'b' overlaps source 10.0.0.0/24 of "
+                "workspace 'a' (line 5)");
+    check_exact(V "workspaces:\n  - id: a\n    group: g\n    sources: [10.0.0.0/8]\n"
+                  "  - id: b\n    group: g\n    sources: [192.168.0.0/16, 10.0.0.0/8]\n" POL,
+                "t.yaml:8: source 10.0.0.0/8 of workspace 'b' overlaps source 10.0.0.0/8 of "
+                "workspace 'a' (line 5)");
+    check_exact(V "workspaces:\n  - id: a\n    group: g\n    sources: [\"2001:db8::/64\"]\n"
+                  "  - id: b\n    group: g\n    sources: [\"::/0\"]\n" POL,
+                "t.yaml:8: source ::/0 of workspace 'b' overlaps source 2001:db8::/64 of "
+                "workspace 'a' (line 5)");
+    check_exact(
+        V "workspaces:\n  - id: a\n    group: g\n    tokens: "
+          "[\"sha256:b5d56f2eacf505c2639b22468f3a8b1bcaf7d619cadbab47dc6ce515fc4c3612\"]\n"
+          "  - id: b\n    group: g\n    tokens: "
+          "[\"sha256:B5D56F2EACF505C2639B22468F3A8B1BCAF7D619CADBAB47DC6CE515FC4C3612\"]\n" POL,
+        "t.yaml:8: workspace 'b' uses the same token as workspace 'a' (line 5): a token "
+        "must identify one workspace");
+    /* the same CIDR twice in one workspace, and disjoint CIDRs, are fine */
+    config_t *c =
+        load_ok(V "workspaces:\n  - id: a\n    group: g\n"
+                  "    sources: [10.0.0.0/24, 10.0.0.0/24, 10.0.0.0/25]\n"
+                  "  - id: b\n    group: g\n    sources: [10.0.1.0/24, \"::1/128\"]\n" POL);
+    config_unref(c);
+}
+
+static void test_err_yaml_structure(void **state)
+{
+    (void)state;
+    check_exact(V WS "policies:\n  - name: p\n    groups: &gs [g]\n  - name: q\n    groups: *gs\n",
+                "t.yaml:10: YAML aliases are not supported (*gs): write the value out in full");
+    check_exact(V WS POL "workers: 1\nworkers: 2\n",
+                "t.yaml:11: duplicate key 'workers' at top level (first at line 10)");
+    check_exact(V WS "policies:\n  - name: p\n    groups: [g]\n    groups: [h]\n",
+                "t.yaml:9: duplicate key 'groups' in policy 'p' (first at line 8)");
+    check_exact(V WS POL "---\nversion: 1\n",
+                "t.yaml:10: only one YAML document is allowed in a config file");
+    char deep[200];
+    size_t o = (size_t)snprintf(deep, sizeof deep, "version: 1\nx: ");
+    for (int i = 0; i < 40; i++)
+        deep[o++] = '[';
+    deep[o] = '\0';
+    check_exact(deep, "t.yaml:2: YAML nesting is deeper than 32 levels");
+}
+
+static void test_multiple_errors(void **state)
+{
+    (void)state;
+    const char *yaml = "version: 1\n"                      /* 1 */
+                       "workers: many\n"                   /* 2 */
+                       "timeouts: {idle: soon}\n"          /* 3 */
+                       "workspaces:\n"                     /* 4 */
+                       "  - id: a\n"                       /* 5 */
+                       "    group: g\n"                    /* 6 */
+                       "    sources: [10.0.0.0/24]\n"      /* 7 */
+                       "  - id: a\n"                       /* 8 */
+                       "    group: orphan\n"               /* 9 */
+                       "    tokens: [secret]\n"            /* 10 */
+                       "policies:\n"                       /* 11 */
+                       "  - name: p\n"                     /* 12 */
+                       "    groups: [g]\n"                 /* 13 */
+                       "    alow_domains: [x.com]\n"       /* 14 */
+                       "    connect_ports: [22, 99999]\n"; /* 15 */
+    static const char *const want[] = {
+        "t.yaml:2: workers must be an integer from 0 to 256 (0 = one per CPU core), not 'many'",
+        "t.yaml:3: timeouts.idle: bad duration 'soon' (use e.g. 500ms, 10s, 2m, 1h)",
+        "t.yaml:8: duplicate workspace id 'a' (first defined at line 5)",
+        "t.yaml:9: workspace 'a': no policy covers its group 'orphan'",
+        "t.yaml:10: tokens of workspace 'a': a token must be written as 'sha256:<64 hex digits>': "
+        "store the SHA-256 hash of the token, never the token itself (make one with `cdeguard "
+        "hash-token`)",
+        "t.yaml:14: unknown key 'alow_domains' in policy 'p' (did you mean 'allow_domains'?)",
+        "t.yaml:15: connect_ports of policy 'p': bad port '99999' (must be 1..65535)",
+    };
+    config_errors_t errs = {0};
+    config_t *c = load(yaml, &errs);
+    if (errs.n != sizeof want / sizeof want[0]) dump(&errs);
+    assert_null(c);
+    assert_int_equal(errs.n, sizeof want / sizeof want[0]);
+    for (size_t i = 0; i < errs.n; i++)
+        assert_string_equal(errs.msgs[i], want[i]);
+    /* errors accumulate across loads until freed */
+    assert_null(load("version: 3\n", &errs));
+    assert_true(errs.n > sizeof want / sizeof want[0]);
+    config_errors_free(&errs);
+    assert_int_equal(errs.n, 0);
+    assert_null(errs.msgs);
+}
+
+static void test_error_flood_is_capped(void **state)
+{
+    (void)state;
+    size_t cap = 300 * 16 + 64, o = 0;
+    char *yaml = malloc(cap);
+    assert_non_null(yaml);
+    o += (size_t)snprintf(yaml + o, cap - o, "version: 1\n");
+    for (int i = 0; i < 300; i++)
+        o += (size_t)snprintf(yaml + o, cap - o, "k%d: 1\n", i);
+    config_errors_t errs = {0};
+    assert_null(config_load_buffer("t.yaml", yaml, o, &errs));
+    assert_int_equal(errs.n, 201);
+    assert_string_equal(errs.msgs[0], "t.yaml:2: unknown key 'k0' at top level");
+    assert_string_equal(errs.msgs[200], "t.yaml:201: too many errors: 100 more not shown");
+    config_errors_free(&errs);
+    free(yaml);
+}
+
+static void test_file_errors(void **state)
+{
+    (void)state;
+    config_errors_t errs = {0};
+    assert_null(config_load("tests/configs/does-not-exist.yaml", &errs));
+    assert_int_equal(errs.n, 1);
+    assert_string_equal(
+        errs.msgs[0],
+        "tests/configs/does-not-exist.yaml:1: cannot open: No such file or directory");
+    config_errors_free(&errs);
+
+    assert_null(config_load("tests/configs", &errs));
+    assert_int_equal(errs.n, 1);
+    assert_string_equal(errs.msgs[0], "tests/configs:1: cannot read: Is a directory");
+    config_errors_free(&errs);
+
+    size_t big = (4u << 20) + 1;
+    char *buf = malloc(big);
+    assert_non_null(buf);
+    memset(buf, '#', big);
+    assert_null(config_load_buffer("big.yaml", buf, big, &errs));
+    assert_int_equal(errs.n, 1);
+    assert_string_equal(errs.msgs[0], "big.yaml:1: the file is larger than 4 MiB (4194305 bytes)");
+    config_errors_free(&errs);
+    free(buf);
+
+    /* no error list: still refused, nothing leaks */
+    assert_null(config_load_buffer(NULL, "version: 2\n", 11, NULL));
+    assert_null(config_load_buffer("x", NULL, 0, NULL));
+}
+
+/* ---- tests/configs/bad: "# expect: TEXT" and "# line: N" on the first two lines ---- */
+
+static void test_bad_config_folder(void **state)
+{
+    (void)state;
+    DIR *d = opendir(BAD_DIR);
+    assert_non_null(d);
+    size_t files = 0;
+    const struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        size_t nl = strlen(de->d_name);
+        if (nl < 6 || strcmp(de->d_name + nl - 5, ".yaml") != 0) continue;
+        char path[512], l1[512], l2[512];
+        snprintf(path, sizeof path, "%s/%s", BAD_DIR, de->d_name);
+        FILE *f = fopen(path, "r");
+        assert_non_null(f);
+        bool ok = fgets(l1, sizeof l1, f) && fgets(l2, sizeof l2, f);
+        fclose(f);
+        assert_true(ok);
+        l1[strcspn(l1, "\n")] = '\0';
+        int line = 0;
+        if (strncmp(l1, "# expect: ", 10) != 0 || sscanf(l2, "# line: %d", &line) != 1) {
+            print_error("%s: first lines must be '# expect: TEXT' and '# line: N'\n", path);
+            fail();
+        }
+        const char *expect = l1 + 10;
+        char prefix[600];
+        snprintf(prefix, sizeof prefix, "%s:%d: ", path, line);
+
+        config_errors_t errs = {0};
+        config_t *c = config_load(path, &errs);
+        bool found = false;
+        for (size_t i = 0; i < errs.n; i++)
+            if (!strncmp(errs.msgs[i], prefix, strlen(prefix)) && strstr(errs.msgs[i], expect))
+                found = true;
+        if (c || !found) {
+            print_error("%s: expected an error '%s...%s'\n", path, prefix, expect);
+            dump(&errs);
+        }
+        config_unref(c);
+        assert_null(c);
+        assert_true(found);
+        config_errors_free(&errs);
+        files++;
+    }
+    closedir(d);
+    assert_true(files >= 15);
+}
+
+/* ---- parse helpers ---- */
+
+static void test_parse_duration(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *s;
+        uint64_t ms;
+    } ok[] = {
+        {"0", 0},
+        {"10", 10000},
+        {"10s", 10000},
+        {"500ms", 500},
+        {"2m", 120000},
+        {"1h", 3600000},
+        {"007s", 7000},
+        {"0ms", 0},
+        {"18446744073709551615ms", UINT64_MAX},
+        {"5124095576030h", 5124095576030ull * 3600000ull},
+    };
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+        uint64_t v = 1;
+        assert_int_equal(config_parse_duration_ms(ok[i].s, &v), 0);
+        assert_true(v == ok[i].ms);
+    }
+    static const char *const bad[] = {
+        "",
+        "s",
+        "-1s",
+        "+1s",
+        "1.5s",
+        " 1s",
+        "1s ",
+        "1 s",
+        "10x",
+        "1S",
+        "1sec",
+        "1d",
+        "0x10",
+        "1hh",
+        "1mss",
+        "18446744073709551616ms",
+        "18446744073709551615s",
+        "5124095576031h",
+        "99999999999999999999999",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        uint64_t v = 42;
+        if (config_parse_duration_ms(bad[i], &v) != -1) print_error("accepted '%s'\n", bad[i]);
+        assert_int_equal(config_parse_duration_ms(bad[i], &v), -1);
+        assert_int_equal(v, 42);
+    }
+    uint64_t v;
+    assert_int_equal(config_parse_duration_ms(NULL, &v), -1);
+    assert_int_equal(config_parse_duration_ms("1s", NULL), -1);
+}
+
+static void test_parse_size(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *s;
+        uint64_t n;
+    } ok[] = {
+        {"0", 0},
+        {"1024", 1024},
+        {"10B", 10},
+        {"512KB", 512000},
+        {"512kB", 512000},
+        {"10MB", 10000000},
+        {"10MiB", 10485760},
+        {"1GB", 1000000000},
+        {"1GiB", 1073741824},
+        {"64KiB", 65536},
+        {"2TiB", 2ull << 40},
+        {"18446744073709551615", UINT64_MAX},
+        {"16777215TiB", 16777215ull << 40},
+    };
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+        uint64_t v = 1;
+        assert_int_equal(config_parse_size(ok[i].s, &v), 0);
+        assert_true(v == ok[i].n);
+    }
+    static const char *const bad[] = {
+        "",
+        "MB",
+        "-1",
+        "+1",
+        "1.5MB",
+        "10 MB",
+        " 10MB",
+        "10MB ",
+        "10mb",
+        "10Mb",
+        "10M",
+        "10K",
+        "10XB",
+        "10MiBs",
+        "0x10",
+        "18446744073709551616",
+        "16777216TiB",
+        "18446744073709552GB",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        uint64_t v = 42;
+        if (config_parse_size(bad[i], &v) != -1) print_error("accepted '%s'\n", bad[i]);
+        assert_int_equal(config_parse_size(bad[i], &v), -1);
+        assert_int_equal(v, 42);
+    }
+    uint64_t v;
+    assert_int_equal(config_parse_size(NULL, &v), -1);
+    assert_int_equal(config_parse_size("1", NULL), -1);
+}
+
+static void test_port_set_has(void **state)
+{
+    (void)state;
+    port_set_t s = {.v = {80, 443, 65535}, .n = 3};
+    assert_true(port_set_has(&s, 80));
+    assert_true(port_set_has(&s, 65535));
+    assert_false(port_set_has(&s, 0));
+    assert_false(port_set_has(&s, 22));
+    s.n = 0;
+    assert_false(port_set_has(&s, 80));
+    assert_false(port_set_has(NULL, 80));
+}
+
+static void test_refcount(void **state)
+{
+    (void)state;
+    config_t *c = load_ok(V WS POL);
+    assert_int_equal(atomic_load(&c->refs), 1);
+    assert_ptr_equal(config_ref(c), c);
+    assert_ptr_equal(config_ref(c), c);
+    assert_int_equal(atomic_load(&c->refs), 3);
+    config_unref(c);
+    config_unref(c);
+    assert_int_equal(atomic_load(&c->refs), 1);
+    assert_string_equal(c->policies[0].name, "p"); /* still alive */
+    config_unref(c); /* freed here; ASan reports a leak or double free otherwise */
+    assert_null(config_ref(NULL));
+    config_unref(NULL);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_bundled_config_loads),
+        cmocka_unit_test(test_seed_squid_allowlist),
+        cmocka_unit_test(test_full_schema_valid),
+        cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_err_syntax),
+        cmocka_unit_test(test_err_unknown_keys),
+        cmocka_unit_test(test_err_types),
+        cmocka_unit_test(test_err_values),
+        cmocka_unit_test(test_err_listeners),
+        cmocka_unit_test(test_err_workspaces),
+        cmocka_unit_test(test_err_yaml_structure),
+        cmocka_unit_test(test_multiple_errors),
+        cmocka_unit_test(test_error_flood_is_capped),
+        cmocka_unit_test(test_file_errors),
+        cmocka_unit_test(test_bad_config_folder),
+        cmocka_unit_test(test_parse_duration),
+        cmocka_unit_test(test_parse_size),
+        cmocka_unit_test(test_port_set_has),
+        cmocka_unit_test(test_refcount),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
