@@ -22,20 +22,20 @@ typedef struct audit_egress {
     const char *workspace; /* "" or NULL when unattributed */
     const char *group;
     const char *policy;
-    const char *client;    /* "ip:port" */
+    const char *client; /* "ip:port" */
     const char *method;
     const char *host;
     uint16_t port;
-    const char *resolved;  /* address connected to, "" if none */
-    const char *sni;       /* CONNECT: SNI seen, or NULL */
-    const char *decision;  /* "allow" | "deny" | "monitor" */
-    const char *rule;      /* rule that decided */
-    const char *reason;    /* short human text, may be NULL */
-    const char *mode;      /* "enforce" | "monitor" */
-    const char *alert;     /* e.g. "upload_threshold", or NULL */
-    int status;            /* HTTP status sent to the client (0 if none) */
-    uint64_t bytes_up;     /* client → upstream (request body / tunnel) */
-    uint64_t bytes_down;   /* upstream → client */
+    const char *resolved; /* address connected to, "" if none */
+    const char *sni;      /* CONNECT: SNI seen, or NULL */
+    const char *decision; /* "allow" | "deny" | "monitor" */
+    const char *rule;     /* rule that decided */
+    const char *reason;   /* short human text, may be NULL */
+    const char *mode;     /* "enforce" | "monitor" */
+    const char *alert;    /* e.g. "upload_threshold", or NULL */
+    int status;           /* HTTP status sent to the client (0 if none) */
+    uint64_t bytes_up;    /* client → upstream (request body / tunnel) */
+    uint64_t bytes_down;  /* upstream → client */
     double duration_ms;
 } audit_egress_t;
 

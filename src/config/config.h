@@ -44,17 +44,17 @@ typedef struct config_policy {
     char **groups; /* workspace groups this policy applies to */
     size_t ngroups;
     policy_mode_t mode;
-    bool require_auth;        /* Proxy-Authorization required even if source matches */
-    domain_set_t *allow;      /* ids index allow_patterns */
+    bool require_auth;   /* Proxy-Authorization required even if source matches */
+    domain_set_t *allow; /* ids index allow_patterns */
     char **allow_patterns;
     size_t nallow;
-    domain_set_t *deny;       /* ids index deny_patterns */
+    domain_set_t *deny; /* ids index deny_patterns */
     char **deny_patterns;
     size_t ndeny;
-    cidrset_t allow_cidrs;    /* explicit SSRF exceptions (private ranges) */
-    port_set_t connect_ports; /* default {443} */
-    port_set_t http_ports;    /* default {80, 8080} */
-    port_set_t tls_only_ports; /* default {443} */
+    cidrset_t allow_cidrs;       /* explicit SSRF exceptions (private ranges) */
+    port_set_t connect_ports;    /* default {443} */
+    port_set_t http_ports;       /* default {80, 8080} */
+    port_set_t tls_only_ports;   /* default {443} */
     uint64_t upload_alert_bytes; /* default 10 MiB (10485760) */
     upload_action_t upload_action;
     int line; /* where it was defined, for messages */
@@ -67,8 +67,8 @@ typedef struct config_token {
 typedef struct config_workspace {
     char *id;
     char *group;
-    cidrset_t sources;       /* attribution by source address */
-    config_token_t *tokens;  /* attribution by Proxy-Authorization */
+    cidrset_t sources;      /* attribution by source address */
+    config_token_t *tokens; /* attribution by Proxy-Authorization */
     size_t ntokens;
     const config_policy_t *policy; /* resolved: the policy whose groups contain group */
     int line;
@@ -76,13 +76,13 @@ typedef struct config_workspace {
 
 typedef struct config {
     atomic_int refs;
-    char *path;     /* file it was loaded from */
-    int version;    /* schema version, 1 */
+    char *path;             /* file it was loaded from */
+    int version;            /* schema version, 1 */
     config_listen_t egress; /* default 127.0.0.1:3128 */
     config_listen_t admin;  /* default 127.0.0.1:9090 */
     int workers;            /* 0 = number of cores */
     audit_sink_t audit_sink;
-    char *audit_path;       /* when sink is file; default "cdeguard-audit.log" */
+    char *audit_path; /* when sink is file; default "cdeguard-audit.log" */
     /* timeouts in milliseconds */
     uint64_t client_header_timeout_ms; /* 10000 */
     uint64_t idle_timeout_ms;          /* 60000 */
@@ -91,7 +91,7 @@ typedef struct config {
     uint64_t drain_timeout_ms;         /* 30000 */
     size_t max_header_bytes;           /* 65536 */
     cidrset_t workspace_subnets;
-    domain_set_t *global_deny;         /* top-level deny_domains */
+    domain_set_t *global_deny; /* top-level deny_domains */
     char **global_deny_patterns;
     size_t nglobal_deny;
     config_workspace_t *workspaces;
@@ -112,8 +112,7 @@ void config_errors_free(config_errors_t *e);
  * every problem found appended to *errs. */
 config_t *config_load(const char *path, config_errors_t *errs);
 /* The same from a memory buffer; `name` is used in messages. */
-config_t *config_load_buffer(const char *name, const char *data, size_t len,
-                             config_errors_t *errs);
+config_t *config_load_buffer(const char *name, const char *data, size_t len, config_errors_t *errs);
 
 config_t *config_ref(config_t *c);
 void config_unref(config_t *c);

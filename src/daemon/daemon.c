@@ -182,8 +182,7 @@ static void on_sighup(uv_signal_t *h, int sig)
     }
     config_errors_free(&errs);
     if (!listen_equal(&next->egress, &D.cfg->egress) || !listen_equal(&next->admin, &D.cfg->admin))
-        log_warn("listener addresses changed in %s: they take effect at the next restart",
-                 D.path);
+        log_warn("listener addresses changed in %s: they take effect at the next restart", D.path);
     if (next->workers != D.cfg->workers)
         log_warn("workers changed in %s: takes effect at the next restart", D.path);
     char err[256];

@@ -45,14 +45,14 @@ void egress_record_emit(egress_record_t *r);
 
 /* How a tunnel treats its first client bytes and its lifetime. */
 typedef struct tunnel_opts {
-    uint64_t alert_bytes;  /* upload alert threshold */
-    bool block_upload;     /* cut the tunnel at the threshold */
+    uint64_t alert_bytes; /* upload alert threshold */
+    bool block_upload;    /* cut the tunnel at the threshold */
     uint64_t idle_ms;
-    bool tls_only;         /* the first flight must be a TLS ClientHello; nothing is
-                              relayed from upstream until it has been checked */
+    bool tls_only; /* the first flight must be a TLS ClientHello; nothing is
+                      relayed from upstream until it has been checked */
     uint64_t hello_timeout_ms;
-    bool monitor;          /* policy in monitor mode: record, do not refuse */
-    const char *host;      /* CONNECT host, normalised (copied) */
+    bool monitor;     /* policy in monitor mode: record, do not refuse */
+    const char *host; /* CONNECT host, normalised (copied) */
     bool host_is_ip;
 } tunnel_opts_t;
 
@@ -63,8 +63,8 @@ typedef struct tunnel_opts {
  * Then bytes are relayed both ways with splice(2) until both directions end.
  * The record is moved into the tunnel (r->active is cleared) and emitted
  * when it ends.  Returns -1 (record emitted, fds closed) when it cannot start. */
-int tunnel_start(worker_t *w, int client_fd, int upstream_fd, const char *pending,
-                 size_t npending, egress_record_t *r, const tunnel_opts_t *opts);
+int tunnel_start(worker_t *w, int client_fd, int upstream_fd, const char *pending, size_t npending,
+                 egress_record_t *r, const tunnel_opts_t *opts);
 void tunnel_close_all(worker_t *w);
 
 /* Connection list maintenance for the worker (tunnels and HTTP connections). */

@@ -374,8 +374,8 @@ static void tunnel_close(tunnel_t *t)
     uv_close((uv_handle_t *)&t->timer, on_tunnel_handle_closed);
 }
 
-int tunnel_start(worker_t *w, int client_fd, int upstream_fd, const char *pending,
-                 size_t npending, egress_record_t *r, const tunnel_opts_t *opts)
+int tunnel_start(worker_t *w, int client_fd, int upstream_fd, const char *pending, size_t npending,
+                 egress_record_t *r, const tunnel_opts_t *opts)
 {
     tunnel_t *t = calloc(1, sizeof *t);
     if (!t) goto fail;
@@ -424,7 +424,7 @@ int tunnel_start(worker_t *w, int client_fd, int upstream_fd, const char *pendin
     t->hello_deadline_ms = t->last_activity_ms + opts->hello_timeout_ms;
     uv_timer_start(&t->timer, on_tunnel_timer,
                    opts->tls_only && opts->hello_timeout_ms < t->idle_ms ? opts->hello_timeout_ms
-                                                                          : t->idle_ms,
+                                                                         : t->idle_ms,
                    0);
     tunnel_run(t);
     return 0;

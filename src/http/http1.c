@@ -347,11 +347,14 @@ int http_msg_connection_tokens(const http_msg_t *m, http_slice_t *out, size_t ma
         if (!http_slice_eq(m, m->hdr[i].name, "Connection")) continue;
         uint32_t p = m->hdr[i].value.off, end = p + m->hdr[i].value.len;
         while (p < end) {
-            while (p < end && (is_ows(m->arena[p]) || m->arena[p] == ',')) p++;
+            while (p < end && (is_ows(m->arena[p]) || m->arena[p] == ','))
+                p++;
             uint32_t s = p;
-            while (p < end && m->arena[p] != ',') p++;
+            while (p < end && m->arena[p] != ',')
+                p++;
             uint32_t e = p;
-            while (e > s && is_ows(m->arena[e - 1])) e--;
+            while (e > s && is_ows(m->arena[e - 1]))
+                e--;
             if (e == s) continue;
             if (n >= HTTP_MAX_CONN_TOKENS || n >= max) return -1;
             out[n++] = (http_slice_t){s, e - s};
@@ -361,8 +364,8 @@ int http_msg_connection_tokens(const http_msg_t *m, http_slice_t *out, size_t ma
 }
 
 static const char *const hop_by_hop[] = {
-    "Connection", "Keep-Alive", "Proxy-Connection", "Proxy-Authorization", "Proxy-Authenticate",
-    "TE", "Trailer", "Upgrade",
+    "Connection",         "Keep-Alive", "Proxy-Connection", "Proxy-Authorization",
+    "Proxy-Authenticate", "TE",         "Trailer",          "Upgrade",
 };
 
 bool http_is_hop_by_hop(const http_msg_t *m, http_slice_t name, const http_slice_t *tokens,

@@ -46,21 +46,21 @@ typedef struct http_msg {
     llhttp_settings_t settings;
     char *arena; /* head copy */
     size_t arena_len, arena_cap, max_head;
-    size_t head_bytes; /* raw bytes of the head seen so far */
-    http_slice_t target;  /* request target (requests) */
-    http_slice_t reason;  /* reason phrase (responses) */
+    size_t head_bytes;   /* raw bytes of the head seen so far */
+    http_slice_t target; /* request target (requests) */
+    http_slice_t reason; /* reason phrase (responses) */
     http_header_t hdr[HTTP_MAX_HEADERS];
     size_t nhdr;
-    bool in_value;     /* last span was a value */
+    bool in_value; /* last span was a value */
     bool head_done, msg_done;
-    bool skip_body;    /* response to HEAD / 1xx, 204, 304 */
-    bool prev_lf;      /* last head byte seen was LF (obs-fold check) */
-    bool prev_sp;      /* last start-line byte was SP */
+    bool skip_body; /* response to HEAD / 1xx, 204, 304 */
+    bool prev_lf;   /* last head byte seen was LF (obs-fold check) */
+    bool prev_sp;   /* last start-line byte was SP */
     bool start_line_done;
-    const char *err;   /* static reason on HTTP_ERROR */
+    const char *err; /* static reason on HTTP_ERROR */
     int http_major, http_minor;
-    int method;        /* llhttp_method_t, requests */
-    int status;        /* responses */
+    int method; /* llhttp_method_t, requests */
+    int status; /* responses */
 } http_msg_t;
 
 /* type: HTTP_REQUEST or HTTP_RESPONSE. 0 ok, -1 ENOMEM. */

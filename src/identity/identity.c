@@ -79,8 +79,8 @@ static const char *skip_ws(const char *p, const char *end)
 
 static ident_result_t attribute_credentials(const config_t *cfg, const char *auth, size_t len)
 {
-    ident_result_t r = {.status = IDENT_BAD_CREDS, .ws = NULL, .authenticated = 0,
-                        .rule = "auth:invalid"};
+    ident_result_t r = {
+        .status = IDENT_BAD_CREDS, .ws = NULL, .authenticated = 0, .rule = "auth:invalid"};
     const char *p = auth, *end = auth + len;
     p = skip_ws(p, end);
     const char *scheme = p;
@@ -144,8 +144,8 @@ ident_result_t ident_attribute(const config_t *cfg, const netaddr_t *client, con
 {
     if (auth && auth_len > 0) return attribute_credentials(cfg, auth, auth_len);
 
-    ident_result_t r = {.status = IDENT_NONE, .ws = NULL, .authenticated = 0,
-                        .rule = "auth:missing"};
+    ident_result_t r = {
+        .status = IDENT_NONE, .ws = NULL, .authenticated = 0, .rule = "auth:missing"};
     for (size_t i = 0; i < cfg->nworkspaces; i++) {
         const config_workspace_t *ws = &cfg->workspaces[i];
         if (cidrset_match(&ws->sources, client) >= 0) {

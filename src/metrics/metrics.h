@@ -13,12 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-typedef enum {
-    MDEC_ALLOW = 0,
-    MDEC_DENY = 1,
-    MDEC_MONITOR = 2,
-    MDEC_COUNT
-} metrics_decision_t;
+typedef enum { MDEC_ALLOW = 0, MDEC_DENY = 1, MDEC_MONITOR = 2, MDEC_COUNT } metrics_decision_t;
 
 typedef enum { MDIR_UP = 0, MDIR_DOWN = 1 } metrics_dir_t;
 

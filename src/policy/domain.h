@@ -33,6 +33,10 @@
  * <= 253.  Existing "xn--" labels are kept (lower-cased) and their punycode is
  * checked for validity.  Returns the length written to out (outlen must be >
  * DOMAIN_MAX) or -1 when the name is invalid, with a reason in err.
+ * Also: U+3002, U+FF0E and U+FF61 separate labels like '.' (RFC 3490); invalid
+ * UTF-8 and invisible, space, bidi-control and full-width code points are
+ * refused; no full UTS #46 mapping or NFC is done (see domain.c).  out is
+ * NUL-terminated; err may be NULL.
  */
 int domain_normalize(const char *in, size_t len, char *out, size_t outlen, char *err,
                      size_t errlen);
@@ -45,12 +49,17 @@ void domain_set_free(domain_set_t *s);
 /* Add a pattern (as written in the config); `id` is returned by
  * domain_set_match and is the caller's index (e.g. rule number).  When the same
  * normalised pattern is added twice the first id is kept.  0 ok, -1 invalid
- * pattern (message in err). */
+ * pattern (message in err).  id must be >= 0.  Refused: an empty pattern, a bare
+ * "*" or ".", '*' anywhere but a leading "*.", and IP literals (a last label
+ * that is numeric, as URL parsers read it, or anything with ':' or '['). */
 int domain_set_add(domain_set_t *s, const char *pattern, int id, char *err, size_t errlen);
 
 /* `host` must already be normalised (domain_normalize).  Returns the id of
  * the matching pattern, or -1.  When several match, the most specific (longest
- * pattern) wins; an exact pattern beats ".x" for the same name. */
+ * pattern) wins; an exact pattern beats ".x" for the same name, and "*.x"
+ * beats ".x" for a subdomain of x.  ASCII case and one trailing dot are
+ * ignored here too; a malformed host (empty label, > DOMAIN_MAX) matches
+ * nothing.  Read-only: safe from any number of threads at once. */
 int domain_set_match(const domain_set_t *s, const char *host, size_t len);
 
 size_t domain_set_count(const domain_set_t *s);
@@ -64,7 +73,8 @@ size_t domain_set_count(const domain_set_t *s);
  * (NUL-terminated, so outlen must be > the result) or -1 on overflow, on a
  * code point above U+10FFFF or when out is too small.
  * domain_punycode_decode: ASCII -> code points; returns the number of code
- * points or -1 on malformed input, overflow or more than cpmax code points.
+ * points or -1 on malformed input, overflow, a code point above U+10FFFF or
+ * more than cpmax code points.
  * Upper- and lower-case digits are accepted; basic code points keep their case.
  */
 int domain_punycode_encode(const uint32_t *cp, size_t n, char *out, size_t outlen);

@@ -12,8 +12,8 @@
 #include <stdio.h>
 #include <string.h>
 
-int policy_target_parse(const char *host, size_t len, uint16_t port, policy_target_t *t,
-                        char *err, size_t errlen)
+int policy_target_parse(const char *host, size_t len, uint16_t port, policy_target_t *t, char *err,
+                        size_t errlen)
 {
     memset(t, 0, sizeof *t);
     t->port = port;

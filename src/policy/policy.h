@@ -28,15 +28,15 @@ typedef struct policy_target {
     char host[DOMAIN_MAX + 1]; /* normalised name, or the canonical IP text */
     size_t host_len;
     bool is_ip;
-    netaddr_t ip;   /* when is_ip */
+    netaddr_t ip;      /* when is_ip */
     char spelling[64]; /* how the IP literal was written ("octal", ...) */
     uint16_t port;
 } policy_target_t;
 
 /* Normalise a host as written in the request (no port, brackets allowed).
  * Returns 0, or -1 with the rule "invalid_host" and a reason in err. */
-int policy_target_parse(const char *host, size_t len, uint16_t port, policy_target_t *t,
-                        char *err, size_t errlen);
+int policy_target_parse(const char *host, size_t len, uint16_t port, policy_target_t *t, char *err,
+                        size_t errlen);
 
 /* Ports, domains and (for IP literals) the address rules.  For names that
  * pass, the address check follows after resolution. */

@@ -26,16 +26,16 @@ typedef enum {
 } tlshello_status_t;
 
 typedef struct tlshello {
-    uint16_t record_version;   /* from the first record header */
-    uint16_t client_version;   /* legacy_version in the ClientHello */
+    uint16_t record_version; /* from the first record header */
+    uint16_t client_version; /* legacy_version in the ClientHello */
     bool has_sni;
-    char sni[256];             /* host_name from server_name ext, NUL-terminated, as sent */
+    char sni[256]; /* host_name from server_name ext, NUL-terminated, as sent */
     size_t sni_len;
     bool has_alpn;
-    char alpn[128];            /* protocols joined with ',' (truncated if longer) */
-    bool tls13;                /* supported_versions lists 0x0304 */
-    size_t consumed;           /* bytes of the records that held the ClientHello */
-    const char *error;         /* static reason when MALFORMED / NOT_TLS */
+    char alpn[128];    /* protocols joined with ',' (truncated if longer) */
+    bool tls13;        /* supported_versions lists 0x0304 */
+    size_t consumed;   /* bytes of the records that held the ClientHello */
+    const char *error; /* static reason when MALFORMED / NOT_TLS */
 } tlshello_t;
 
 /* Parse what has been read so far. On TLSHELLO_DONE, *out is filled. */

@@ -69,7 +69,8 @@ static void test_split_feed(void **state)
     (void)state;
     http_msg_t m;
     http_msg_init(&m, HTTP_REQUEST, 65536);
-    const char *raw = "POST http://h/x HTTP/1.1\r\nContent-Length: 5\r\nX-Long: abcdef\r\n\r\nhelloGET";
+    const char *raw =
+        "POST http://h/x HTTP/1.1\r\nContent-Length: 5\r\nX-Long: abcdef\r\n\r\nhelloGET";
     size_t n = strlen(raw), used = 0, pos = 0;
     http_event_t ev = HTTP_NEED_MORE;
     /* one byte at a time until the head stop */

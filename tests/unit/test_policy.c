@@ -234,8 +234,8 @@ static void test_identity_credentials(void **state)
     r = ident_attribute(cfg, &a, bad, strlen(bad));
     assert_int_equal(r.status, IDENT_BAD_CREDS);
     assert_string_equal(r.rule, "auth:invalid");
-    const char *garbage[] = {"Basic", "Basic !!!!", "Basic Ym9i", "Digest x=y", "Bearer ",
-                             "Basic Ym9iOg=="};
+    const char *garbage[] = {"Basic",      "Basic !!!!", "Basic Ym9i",
+                             "Digest x=y", "Bearer ",    "Basic Ym9iOg=="};
     for (size_t i = 0; i < sizeof garbage / sizeof garbage[0]; i++) {
         r = ident_attribute(cfg, &a, garbage[i], strlen(garbage[i]));
         assert_int_equal(r.status, IDENT_BAD_CREDS);
@@ -260,10 +260,14 @@ static void test_base64(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_seed_allowlist),    cmocka_unit_test(test_deny_wins),
-        cmocka_unit_test(test_ports),             cmocka_unit_test(test_ip_literals),
-        cmocka_unit_test(test_resolved_addresses), cmocka_unit_test(test_identity_source),
-        cmocka_unit_test(test_identity_credentials), cmocka_unit_test(test_base64),
+        cmocka_unit_test(test_seed_allowlist),
+        cmocka_unit_test(test_deny_wins),
+        cmocka_unit_test(test_ports),
+        cmocka_unit_test(test_ip_literals),
+        cmocka_unit_test(test_resolved_addresses),
+        cmocka_unit_test(test_identity_source),
+        cmocka_unit_test(test_identity_credentials),
+        cmocka_unit_test(test_base64),
     };
     return cmocka_run_group_tests_name("policy", tests, setup, teardown);
 }
