@@ -253,6 +253,14 @@ int daemon_serve(const char *config_path, int workers_override)
     D.workers = calloc((size_t)n, sizeof *D.workers);
     if (!D.workers) goto out_audit;
     D.loop = uv_default_loop();
+    /* Signals first: a SIGTERM that arrives while the listeners come up is
+     * queued and handled as a drain, never the default (kill) action. */
+    uv_signal_init(D.loop, &D.sighup);
+    uv_signal_init(D.loop, &D.sigterm);
+    uv_signal_init(D.loop, &D.sigint);
+    uv_signal_start(&D.sighup, on_sighup, SIGHUP);
+    uv_signal_start(&D.sigterm, on_sigterm, SIGTERM);
+    uv_signal_start(&D.sigint, on_sigterm, SIGINT);
 
     int admin_fd = -1;
     if (D.cfg->admin.enabled) {
@@ -284,12 +292,6 @@ int daemon_serve(const char *config_path, int workers_override)
             _exit(1);
         }
     }
-    uv_signal_init(D.loop, &D.sighup);
-    uv_signal_init(D.loop, &D.sigterm);
-    uv_signal_init(D.loop, &D.sigint);
-    uv_signal_start(&D.sighup, on_sighup, SIGHUP);
-    uv_signal_start(&D.sigterm, on_sigterm, SIGTERM);
-    uv_signal_start(&D.sigint, on_sigterm, SIGINT);
 
     char egress_s[96], admin_s[96];
     snprintf(egress_s, sizeof egress_s, "%s:%u", D.cfg->egress.host, D.cfg->egress.port);
