@@ -72,7 +72,8 @@ $(BUILD)/tests/%: tests/unit/%.c $(LIB)
 deps:
 	@scripts/install-deps
 
-run: deps
+run:
+	@scripts/install-deps --run
 	@$(MAKE) --no-print-directory all
 	$(BIN) serve --config cdeguard.yaml
 
@@ -104,10 +105,13 @@ fuzz: deps fuzz-build
 	  dict=""; [ -f fuzz/$$n.dict ] && dict="-dict=fuzz/$$n.dict"; \
 	  $(FUZZ_BUILD)/$$n -max_total_time=$(FUZZ_SECONDS) $$dict -artifact_prefix=fuzz/artifacts/$$n/ $(FUZZ_BUILD)/corpus/$$n fuzz/corpus/$$n; done
 
-bench: deps all
+bench:
+	@scripts/install-deps --bench
+	@$(MAKE) --no-print-directory all
 	bench/egress.sh
 
 lint:
+	@scripts/install-deps --lint
 	clang-format --dry-run -Werror $$(find src tests/unit fuzz -name '*.[ch]')
 	cppcheck --quiet --error-exitcode=1 --std=c11 --enable=warning,portability,performance \
 	  --suppress=missingIncludeSystem --inline-suppr -Isrc -D_GNU_SOURCE src

@@ -96,6 +96,7 @@ struct conn {
     bool head_started;
     bool is_connect, is_head_method, resp_head_sent;
     bool keep_client;
+    bool in_client_process;
     char *resp_head; /* rewritten response head waiting to go out with the first body bytes */
     size_t resp_head_len;
     policy_target_t target;
@@ -252,24 +253,57 @@ static void on_write(uv_write_t *req, int status)
 
 /* Write `prefix` (a heap buffer we own, may be NULL) followed by `data`.
  * from: 0 = `data` is a heap buffer we own, 1/2 = slice of cbuf/ubuf. */
+/* Write `prefix` (a heap buffer we own, may be NULL) followed by `data`.
+ * from: 0 = `data` is a heap buffer we own, 1/2 = slice of cbuf/ubuf.
+ *
+ * The common case (the socket takes everything at once) completes here,
+ * synchronously: nothing is queued, no callback follows, and the caller
+ * simply carries on.  Only what the kernel does not take is queued with
+ * uv_write, and then on_write continues the work (busy flags set). */
 static int conn_write2(conn_t *c, uv_stream_t *dst, char *prefix, size_t plen, char *data,
                        size_t len, int from, bool then_close)
 {
+    char *owned = from == 0 ? data : prefix;
+    uv_buf_t b[2];
+    unsigned nb = 0;
+    if (prefix && plen) b[nb++] = uv_buf_init(prefix, (unsigned)plen);
+    if (len) b[nb++] = uv_buf_init(data, (unsigned)len);
+    size_t total = 0;
+    for (unsigned i = 0; i < nb; i++)
+        total += b[i].len;
+    size_t done = 0;
+    if (uv_stream_get_write_queue_size(dst) == 0 && nb > 0) {
+        int n = uv_try_write(dst, b, nb);
+        if (n < 0 && n != UV_EAGAIN) {
+            free(owned);
+            return -1;
+        }
+        if (n > 0) done = (size_t)n;
+    }
+    if (done == total) {
+        free(owned);
+        if (then_close) conn_close(c);
+        return 0;
+    }
+    /* queue the rest */
+    unsigned first = 0;
+    size_t skip = done;
+    while (first < nb && skip >= b[first].len) {
+        skip -= b[first].len;
+        first++;
+    }
+    b[first].base += skip;
+    b[first].len -= skip;
     wreq_t *wr = calloc(1, sizeof *wr);
     if (!wr) {
-        if (from == 0) free(data);
-        free(prefix);
+        free(owned);
         return -1;
     }
     wr->c = c;
-    wr->owned = from == 0 ? data : prefix;
+    wr->owned = owned;
     wr->from = from;
     wr->then_close = then_close;
-    uv_buf_t b[2];
-    unsigned nb = 0;
-    if (prefix) b[nb++] = uv_buf_init(prefix, (unsigned)plen);
-    if (len) b[nb++] = uv_buf_init(data, (unsigned)len);
-    int rc = uv_write(&wr->req, dst, b, nb, on_write);
+    int rc = uv_write(&wr->req, dst, b + first, nb - first, on_write);
     if (rc < 0) {
         free(wr->owned);
         free(wr);
@@ -478,8 +512,9 @@ static void conn_update_reading(conn_t *c)
 {
     if (c->state == CS_CLOSING) return;
     compact_buffers(c);
-    bool want_client =
-        !c->client_eof && !c->c_write_busy && c->clen < CONN_BUF && !c->close_when_flushed;
+    /* Reading goes on while a slice is being written: it fills the tail of
+     * the buffer, never the slice; a full buffer is the back-pressure. */
+    bool want_client = !c->client_eof && c->clen < CONN_BUF && !c->close_when_flushed;
     if (c->state == CS_RESOLVING || c->state == CS_CONNECTING) want_client = false;
     if (c->state == CS_RELAY && c->req.msg_done && c->clen - c->cpos > 0) want_client = false;
     if (want_client != c->client_reading) {
@@ -493,7 +528,7 @@ static void conn_update_reading(conn_t *c)
      * from it are noticed (and it is dropped) before it is reused. */
     bool want_up = c->up && c->up_connected &&
                    (c->state == CS_RELAY || (c->state == CS_HEAD && c->up_reusable)) &&
-                   !c->up_eof && !c->u_write_busy && c->ulen < CONN_BUF;
+                   !c->up_eof && c->ulen < CONN_BUF;
     if (want_up != c->up_reading) {
         if (want_up)
             uv_read_start((uv_stream_t *)&c->up->tcp, on_alloc_up, on_up_read);
@@ -1011,7 +1046,20 @@ static void relay_request_body(conn_t *c)
 
 static void finish_exchange(conn_t *c);
 
+static void client_process_loop(conn_t *c);
+
+/* Re-entrancy guard: a decision taken inside the loop (a 403 on a
+ * pipelined request, a synchronous write) may ask for more processing; the
+ * running loop picks it up instead of recursing once per request. */
 static void client_process(conn_t *c)
+{
+    if (c->in_client_process) return;
+    c->in_client_process = true;
+    client_process_loop(c);
+    c->in_client_process = false;
+}
+
+static void client_process_loop(conn_t *c)
 {
     for (;;) {
         if (c->state == CS_CLOSING) return;
@@ -1176,8 +1224,9 @@ static void up_process(conn_t *c)
             c->rec.bytes_down += used;
             metrics_egress_bytes(MDIR_DOWN, used);
             char *head = c->resp_head;
+            size_t head_len = head ? c->resp_head_len : 0;
             c->resp_head = NULL;
-            if (conn_write2(c, (uv_stream_t *)&c->client, head, c->resp_head_len, slice, used, 2,
+            if (conn_write2(c, (uv_stream_t *)&c->client, head, head_len, slice, used, 2,
                             false) < 0) {
                 conn_close(c);
                 return;
@@ -1289,8 +1338,11 @@ static void start_hello(conn_t *c)
             c->rec.latency_recorded = true;
             metrics_egress_latency((double)(clock_mono_ns() - c->rec.start_ns) / 1e9);
         }
-        conn_update_reading(c);
-        return; /* goes on from on_write once the 200 is out */
+        if (c->state == CS_CLOSING) return;
+        if (c->writes_to_client > 0) {
+            conn_update_reading(c);
+            return; /* goes on from on_write once the 200 is out */
+        }
     }
     if (c->writes_to_client > 0) return;
     hand_to_tunnel(c);
@@ -1305,6 +1357,11 @@ static void on_client_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     conn_t *c = s->data;
     if (c->state == CS_CLOSING) return;
     if (nread == 0) return;
+    if (nread == UV_ENOBUFS) { /* buffer full: wait for the writes to drain it */
+        uv_read_stop(s);
+        c->client_reading = false;
+        return;
+    }
     if (nread < 0) {
         if (nread != UV_EOF) {
             if (c->rec.active) c->rec.reason = "client connection error";
@@ -1338,6 +1395,11 @@ static void on_up_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     conn_t *c = ((upstream_t *)s)->c;
     if (c->state == CS_CLOSING) return;
     if (nread == 0) return;
+    if (nread == UV_ENOBUFS) {
+        uv_read_stop(s);
+        c->up_reading = false;
+        return;
+    }
     if (c->state != CS_RELAY) {
         /* Bytes or EOF from an idle kept-alive upstream: it is no longer usable. */
         up_close(c);
