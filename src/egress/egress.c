@@ -92,7 +92,6 @@ struct conn {
     bool close_when_flushed;
 
     http_msg_t req, resp;
-    bool req_active; /* a request head was accepted and is being served */
     bool head_started;
     bool is_connect, is_head_method, resp_head_sent;
     bool keep_client;
@@ -100,7 +99,6 @@ struct conn {
     char *resp_head; /* rewritten response head waiting to go out with the first body bytes */
     size_t resp_head_len;
     policy_target_t target;
-    char path_buf[8];
     netaddr_t cands[MAX_CANDIDATES];
     size_t ncands, cand_idx;
     bool monitor;
@@ -553,7 +551,6 @@ static void reply_deny(conn_t *c, int status, const char *phrase, const char *re
     snprintf(body, sizeof body, "cdeguard: denied by policy \"%s\" rule \"%s\"\n", pname, r->rule);
     /* Keep the connection only when no request body is left unread. */
     bool close_after = c->is_connect || http_msg_has_body(&c->req) || !http_msg_keep_alive(&c->req);
-    c->req_active = false;
     conn_reply(c, status, phrase, hdrs, body, close_after);
     if (!close_after && c->state != CS_CLOSING) {
         egress_record_emit(r);
@@ -591,7 +588,6 @@ static void reply_407(conn_t *c, const char *rule)
              "Proxy-Authenticate: Basic realm=\"cdeguard\"\r\n"
              "Proxy-Authenticate: Bearer realm=\"cdeguard\"\r\nX-Cdeguard-Rule: %s\r\n",
              rule);
-    c->req_active = false;
     conn_reply(c, 407, "Proxy Authentication Required", hdrs,
                "cdeguard: proxy authentication required\n", close_after);
     if (!close_after && c->state != CS_CLOSING) {
@@ -644,7 +640,6 @@ static void request_head_done(conn_t *c)
 {
     uv_timer_stop(&c->timer);
     record_begin(c);
-    c->req_active = true;
     c->monitor = false;
     c->resp_head_sent = false;
     c->ncands = c->cand_idx = 0;
@@ -690,8 +685,6 @@ static void request_head_done(conn_t *c)
     char err[160];
     const char *h = u.host;
     size_t hl = u.host_len;
-    if (hl >= 2 && h[0] == '[') { /* keep brackets: ipaddr_parse_host wants them for zones */
-    }
     if (policy_target_parse(h, hl, u.port, &c->target, err, sizeof err) < 0) {
         snprintf(c->rec.rule, sizeof c->rec.rule, "invalid_host");
         reply_deny(c, 403, "Forbidden", "invalid host");
@@ -1263,7 +1256,6 @@ static void finish_exchange(conn_t *c)
         c->up_reusable = http_msg_keep_alive(m) && c->upos == c->ulen && !c->up_eof;
     }
     egress_record_emit(&c->rec);
-    c->req_active = false;
     if (!c->up_reusable) up_close(c);
     if (!c->keep_client || c->w->draining) {
         c->close_when_flushed = true;
