@@ -1219,8 +1219,8 @@ static void up_process(conn_t *c)
             char *head = c->resp_head;
             size_t head_len = head ? c->resp_head_len : 0;
             c->resp_head = NULL;
-            if (conn_write2(c, (uv_stream_t *)&c->client, head, head_len, slice, used, 2,
-                            false) < 0) {
+            if (conn_write2(c, (uv_stream_t *)&c->client, head, head_len, slice, used, 2, false) <
+                0) {
                 conn_close(c);
                 return;
             }
