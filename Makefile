@@ -30,10 +30,11 @@ LLHTTP_INC := /usr/share/include/llhttp
 WARN := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wvla -Wstrict-prototypes -Wmissing-prototypes
 CPPFLAGS := -D_GNU_SOURCE -DCDEGUARD_VERSION='"$(VERSION)"' -Isrc -I$(LLHTTP_INC)
 CFLAGS := -std=c17 $(OPT) $(WARN) -MMD -MP
-LDLIBS := -luv -lssl -lcrypto -lyaml -lpthread -lm
+LDLIBS := -luv -lssl -lcrypto -lyaml -lhs -lpcre2-8 -lpthread -lm
 
 SRCS := $(shell find src -name '*.c' ! -path src/main.c | sort)
-OBJS := $(SRCS:%.c=$(BUILD)/%.o)
+OBJS := $(SRCS:%.c=$(BUILD)/%.o) $(BUILD)/gen/builtin_rules.o
+RULES := $(sort $(wildcard rules/*.yaml))
 LLHTTP_OBJS := $(BUILD)/llhttp/api.o $(BUILD)/llhttp/http.o $(BUILD)/llhttp/llhttp.o
 LIB := $(BUILD)/libcdeguard.a
 BIN := $(BUILD)/cdeguard
@@ -58,6 +59,18 @@ $(LIB): $(OBJS) $(LLHTTP_OBJS)
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
+
+# The default inspection rules are compiled into the binary (tools/embed.c).
+$(BUILD)/tools/embed: tools/embed.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=c17 -O1 $(LDSAN) -o $@ $<
+
+$(BUILD)/gen/builtin_rules.c: $(RULES) $(BUILD)/tools/embed
+	@mkdir -p $(dir $@)
+	$(BUILD)/tools/embed $(RULES) > $@.tmp && mv $@.tmp $@
+
+$(BUILD)/gen/builtin_rules.o: $(BUILD)/gen/builtin_rules.c
+	$(CC) $(CPPFLAGS) -std=c17 $(OPT) -c -o $@ $<
 
 # llhttp is compiled from Debian's node-llhttp sources, in strict mode; it is not our code,
 # so it gets no -Werror.
