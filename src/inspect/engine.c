@@ -51,6 +51,8 @@ typedef struct rule {
     size_t nallow;
     char **globs, **excludes;
     size_t nglobs, nexcludes;
+    char **keywords; /* literals every match contains (the prefilter when present) */
+    size_t nkeywords;
     size_t width; /* window half-width for this rule */
     char *file;   /* where the regex was defined, for compile errors */
     size_t line;
@@ -59,9 +61,12 @@ typedef struct rule {
 struct inspect_engine {
     rule_t *rules;
     size_t nrules;
-    hs_database_t *db;
-    unsigned *hs_ids; /* Vectorscan id -> rule index */
-    size_t nhs;
+    /* Two prefilter databases: the keywords of the rules that have them
+     * (case-insensitive literals: cheap to compile, GB/s to scan), and the
+     * regexes in prefilter mode of the rules that do not. */
+    hs_database_t *db_kw, *db_re;
+    unsigned *kw_ids, *re_ids; /* Vectorscan id -> rule index */
+    size_t nkw, nre;
 };
 
 typedef struct window {
@@ -196,6 +201,7 @@ static void rule_free(rule_t *r)
     free(r->allow);
     free_list(r->globs, r->nglobs);
     free_list(r->excludes, r->nexcludes);
+    free_list(r->keywords, r->nkeywords);
     free(r->file);
 }
 
@@ -240,9 +246,10 @@ static int load_rule(loader_t *L, yaml_document_t *d, yaml_node_t *m, rule_t *r)
             r->globs = string_list(L, d, vn, &r->nglobs, "globs");
         } else if (strcmp(k, "exclude") == 0) {
             r->excludes = string_list(L, d, vn, &r->nexcludes, "exclude");
-        } else if (strcmp(k, "keywords") == 0 || strcmp(k, "examples") == 0) {
-            /* keywords: documentation of the literal every match holds (the
-             * prefilter is the regex itself); examples: for the tests */
+        } else if (strcmp(k, "keywords") == 0) {
+            r->keywords = string_list(L, d, vn, &r->nkeywords, "keywords");
+        } else if (strcmp(k, "examples") == 0) {
+            /* for the tests (tests/unit/test_rules_data.c) */
         } else {
             lerr(L, kn, "unknown rule key '%s'", k);
         }
@@ -368,62 +375,122 @@ static int load_file(const char *path, inspect_engine_t *e, size_t *cap, char *e
     return rc;
 }
 
+static void engine_drop_dbs(inspect_engine_t *e)
+{
+    if (e->db_kw) hs_free_database(e->db_kw);
+    if (e->db_re) hs_free_database(e->db_re);
+    e->db_kw = e->db_re = NULL;
+    free(e->kw_ids);
+    free(e->re_ids);
+    e->kw_ids = e->re_ids = NULL;
+    e->nkw = e->nre = 0;
+}
+
+/* Window half-width: the longest match the rule can have (capped). */
+static int rule_width(rule_t *r, char *err, size_t errlen)
+{
+    hs_expr_info_t *info = NULL;
+    hs_compile_error_t *ce = NULL;
+    r->width = WINDOW_CAP;
+    if (hs_expression_info(r->regex, HS_FLAG_PREFILTER, &info, &ce) != HS_SUCCESS || !info) {
+        snprintf(err, errlen, "%s:%zu: rule '%s': regex not supported by Vectorscan: %s",
+                 r->file ? r->file : "?", r->line, r->id, ce ? ce->message : "?");
+        hs_free_compile_error(ce);
+        return -1;
+    }
+    if (info->max_width != UINT_MAX && info->max_width < WINDOW_CAP) r->width = info->max_width + 1;
+    free(info);
+    return 0;
+}
+
+#define KEYWORD_MIN 3
+
+/* Keywords prefilter a rule only when every one of them is selective: a
+ * one- or two-byte keyword ("sk", "@") fires everywhere and would send most
+ * of the input to the exact pass; such rules use their regex instead. */
+static bool uses_keywords(const rule_t *r)
+{
+    if (r->nkeywords == 0) return false;
+    for (size_t j = 0; j < r->nkeywords; j++)
+        if (strlen(r->keywords[j]) < KEYWORD_MIN) return false;
+    return true;
+}
+
 static int engine_compile(inspect_engine_t *e, char *err, size_t errlen)
 {
-    size_t n = 0;
-    for (size_t i = 0; i < e->nrules; i++)
-        if (e->rules[i].re && e->rules[i].enabled) n++;
-    if (e->db) hs_free_database(e->db);
-    e->db = NULL;
-    free(e->hs_ids);
-    e->hs_ids = NULL;
-    e->nhs = 0;
-    if (n == 0) return 0;
-    const char **exprs = calloc(n, sizeof *exprs);
-    unsigned *flags = calloc(n, sizeof *flags);
-    unsigned *ids = calloc(n, sizeof *ids);
-    e->hs_ids = calloc(n, sizeof *e->hs_ids);
+    engine_drop_dbs(e);
+    size_t nkw = 0, nre = 0;
+    for (size_t i = 0; i < e->nrules; i++) {
+        const rule_t *r = &e->rules[i];
+        if (!r->re || !r->enabled) continue;
+        if (uses_keywords(r))
+            nkw += r->nkeywords;
+        else
+            nre++;
+    }
+    const char **exprs = calloc(nkw + nre + 1, sizeof *exprs);
+    size_t *lens = calloc(nkw + 1, sizeof *lens);
+    unsigned *flags = calloc(nkw + nre + 1, sizeof *flags);
+    unsigned *ids = calloc(nkw + nre + 1, sizeof *ids);
+    e->kw_ids = calloc(nkw + 1, sizeof *e->kw_ids);
+    e->re_ids = calloc(nre + 1, sizeof *e->re_ids);
     int rc = -1;
-    if (!exprs || !flags || !ids || !e->hs_ids) goto out;
+    hs_compile_error_t *ce = NULL;
+    if (!exprs || !lens || !flags || !ids || !e->kw_ids || !e->re_ids) goto out;
     size_t k = 0;
     for (size_t i = 0; i < e->nrules; i++) {
         rule_t *r = &e->rules[i];
-        if (!r->re || !r->enabled) continue;
+        if (!r->re || !r->enabled || !uses_keywords(r)) continue;
+        if (rule_width(r, err, errlen) < 0) goto out;
+        for (size_t j = 0; j < r->nkeywords; j++) {
+            exprs[k] = r->keywords[j];
+            lens[k] = strlen(r->keywords[j]);
+            if (lens[k] == 0) {
+                snprintf(err, errlen, "%s:%zu: rule '%s': empty keyword", r->file, r->line, r->id);
+                goto out;
+            }
+            flags[k] = HS_FLAG_CASELESS;
+            ids[k] = (unsigned)k;
+            e->kw_ids[k] = (unsigned)i;
+            k++;
+        }
+    }
+    if (nkw && hs_compile_lit_multi(exprs, flags, ids, lens, (unsigned)nkw, HS_MODE_BLOCK, NULL,
+                                    &e->db_kw, &ce) != HS_SUCCESS) {
+        snprintf(err, errlen, "keywords: Vectorscan: %s", ce ? ce->message : "compile failed");
+        hs_free_compile_error(ce);
+        goto out;
+    }
+    e->nkw = nkw;
+    k = 0;
+    for (size_t i = 0; i < e->nrules; i++) {
+        rule_t *r = &e->rules[i];
+        if (!r->re || !r->enabled || uses_keywords(r)) continue;
+        if (rule_width(r, err, errlen) < 0) goto out;
         exprs[k] = r->regex;
         flags[k] = HS_FLAG_PREFILTER;
         ids[k] = (unsigned)k;
-        e->hs_ids[k] = (unsigned)i;
-        hs_expr_info_t *info = NULL;
-        hs_compile_error_t *ce = NULL;
-        r->width = WINDOW_CAP;
-        if (hs_expression_info(r->regex, HS_FLAG_PREFILTER, &info, &ce) == HS_SUCCESS && info) {
-            if (info->max_width != UINT_MAX && info->max_width < WINDOW_CAP)
-                r->width = info->max_width + 1;
-            free(info);
-        } else {
-            snprintf(err, errlen, "%s:%zu: rule '%s': regex not supported by Vectorscan: %s",
-                     r->file ? r->file : "?", r->line, r->id, ce ? ce->message : "?");
-            hs_free_compile_error(ce);
-            goto out;
-        }
+        e->re_ids[k] = (unsigned)i;
         k++;
     }
-    hs_compile_error_t *ce = NULL;
-    if (hs_compile_multi(exprs, flags, ids, (unsigned)n, HS_MODE_BLOCK, NULL, &e->db, &ce) !=
-        HS_SUCCESS) {
-        int bad = ce && ce->expression >= 0 ? (int)e->hs_ids[ce->expression] : -1;
+    ce = NULL;
+    if (nre && hs_compile_multi(exprs, flags, ids, (unsigned)nre, HS_MODE_BLOCK, NULL, &e->db_re,
+                                &ce) != HS_SUCCESS) {
+        int bad = ce && ce->expression >= 0 ? (int)e->re_ids[ce->expression] : -1;
         const rule_t *br = bad >= 0 ? &e->rules[bad] : NULL;
         snprintf(err, errlen, "%s:%zu: rule '%s': Vectorscan: %s", br && br->file ? br->file : "?",
                  br ? br->line : 0, br ? br->id : "?", ce ? ce->message : "compile failed");
         hs_free_compile_error(ce);
         goto out;
     }
-    e->nhs = n;
+    e->nre = nre;
     rc = 0;
 out:
     free(exprs);
+    free(lens);
     free(flags);
     free(ids);
+    if (rc < 0) engine_drop_dbs(e);
     return rc;
 }
 
@@ -469,8 +536,7 @@ void inspect_engine_free(inspect_engine_t *e)
     for (size_t i = 0; i < e->nrules; i++)
         rule_free(&e->rules[i]);
     free(e->rules);
-    if (e->db) hs_free_database(e->db);
-    free(e->hs_ids);
+    engine_drop_dbs(e);
     free(e);
 }
 
@@ -514,7 +580,8 @@ inspect_scratch_t *inspect_scratch_new(const inspect_engine_t *e)
     s->touched = calloc(e->nrules ? e->nrules : 1, sizeof *s->touched);
     s->md = pcre2_match_data_create(32, NULL);
     if (!s->win || !s->touched || !s->md ||
-        (e->db && hs_alloc_scratch(e->db, &s->hs) != HS_SUCCESS)) {
+        (e->db_kw && hs_alloc_scratch(e->db_kw, &s->hs) != HS_SUCCESS) ||
+        (e->db_re && hs_alloc_scratch(e->db_re, &s->hs) != HS_SUCCESS)) {
         inspect_scratch_free(s);
         return NULL;
     }
@@ -538,13 +605,32 @@ void inspect_scratch_free(inspect_scratch_t *s)
 /* ------------------------------------------------------------------ */
 /* scanning                                                             */
 
+static int add_candidate(inspect_scratch_t *s, int ri, unsigned long long to);
+
+static int on_keyword(unsigned id, unsigned long long from, unsigned long long to, unsigned flags,
+                      void *ctx)
+{
+    (void)from;
+    (void)flags;
+    inspect_scratch_t *s = ctx;
+    return add_candidate(s, (int)s->e->kw_ids[id], to);
+}
+
 static int on_candidate(unsigned id, unsigned long long from, unsigned long long to, unsigned flags,
                         void *ctx)
 {
     (void)from;
     (void)flags;
     inspect_scratch_t *s = ctx;
-    int ri = (int)s->e->hs_ids[id];
+    return add_candidate(s, (int)s->e->re_ids[id], to);
+}
+
+/* Open (or extend) a window around a candidate end offset.  Within one
+ * database pass candidates arrive in end-offset order, and the keyword and
+ * regex passes touch disjoint rules, so merging with the last window of the
+ * rule is enough. */
+static int add_candidate(inspect_scratch_t *s, int ri, unsigned long long to)
+{
     const rule_t *r = &s->e->rules[ri];
     size_t start = to > r->width ? (size_t)to - r->width : 0;
     size_t end = (size_t)to + r->width;
@@ -675,8 +761,12 @@ int inspect_scan_text(const inspect_engine_t *e, inspect_scratch_t *s, const cha
     s->ntouched = 0;
     s->oom = false;
     s->len = len;
-    if (e->db && len > 0) {
-        hs_error_t hr = hs_scan(e->db, data, (unsigned)len, 0, s->hs, on_candidate, s);
+    if (e->db_kw && len > 0) {
+        hs_error_t hr = hs_scan(e->db_kw, data, (unsigned)len, 0, s->hs, on_keyword, s);
+        if (hr != HS_SUCCESS && hr != HS_SCAN_TERMINATED) return -1;
+    }
+    if (e->db_re && len > 0) {
+        hs_error_t hr = hs_scan(e->db_re, data, (unsigned)len, 0, s->hs, on_candidate, s);
         if (hr != HS_SUCCESS && hr != HS_SCAN_TERMINATED) return -1;
     }
     for (size_t i = 0; i < s->ntouched; i++)
