@@ -11,6 +11,7 @@
 #include "config/config.h"
 #include "daemon/daemon.h"
 #include "identity/identity.h"
+#include "scan/scan.h"
 
 static const char usage_main[] =
     "usage: cdeguard <command> [options]\n"
@@ -22,6 +23,7 @@ static const char usage_main[] =
     "  serve --config FILE       run the daemon (egress proxy, admin/metrics)\n"
     "  check-config FILE         validate a config file and report every error\n"
     "  hash-token [TOKEN]        print the sha256:<hex> form of a workspace token\n"
+    "  scan [PATH...|-]          find secrets, PII and restricted files (files, stdin, --git)\n"
     "  version                   print the version (also --version)\n"
     "  help [COMMAND]            this text, or a command's help (also COMMAND --help)\n";
 
@@ -158,6 +160,8 @@ int main(int argc, char **argv)
             fputs(usage_check, stdout);
         else if (strcmp(sub, "hash-token") == 0)
             fputs(usage_hash, stdout);
+        else if (strcmp(sub, "scan") == 0)
+            fputs(scan_usage, stdout);
         else
             fputs(usage_main, stdout);
         return 0;
@@ -173,6 +177,10 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "hash-token") == 0) {
         if (want_help(argc, argv)) return fputs(usage_hash, stdout), 0;
         return cmd_hash(argc, argv);
+    }
+    if (strcmp(cmd, "scan") == 0) {
+        if (want_help(argc, argv)) return fputs(scan_usage, stdout), 0;
+        return scan_main(argc - 1, argv + 1);
     }
     fprintf(stderr, "cdeguard: unknown command '%s'\n\n%s", cmd, usage_main);
     return 2;

@@ -550,6 +550,12 @@ const char *inspect_rule_id(const inspect_engine_t *e, int rule)
     return rule >= 0 && (size_t)rule < e->nrules ? e->rules[rule].id : "";
 }
 
+const char *inspect_rule_description(const inspect_engine_t *e, int rule)
+{
+    if (rule < 0 || (size_t)rule >= e->nrules || !e->rules[rule].description) return "";
+    return e->rules[rule].description;
+}
+
 inspect_category_t inspect_rule_category(const inspect_engine_t *e, int rule)
 {
     return e->rules[rule].category;
@@ -772,7 +778,7 @@ int inspect_scan_text(const inspect_engine_t *e, inspect_scratch_t *s, const cha
     for (size_t i = 0; i < s->ntouched; i++)
         exact_rule(s, s->touched[i], data);
     if (s->oom) return -1;
-    qsort(s->found, s->nfound, sizeof *s->found, cmp_found);
+    if (s->nfound > 1) qsort(s->found, s->nfound, sizeof *s->found, cmp_found);
     uint32_t line = 1;
     size_t line_start = 0, scanned = 0;
     for (size_t i = 0; i < s->nfound; i++) {
@@ -1050,7 +1056,7 @@ int inspect_scan_json(const inspect_engine_t *e, inspect_scratch_t *s, const cha
         free(j.out);
         return rc == -1 || rc == -2 ? -2 : rc;
     }
-    qsort(j.out, j.n, sizeof *j.out, cmp_finding);
+    if (j.n > 1) qsort(j.out, j.n, sizeof *j.out, cmp_finding);
     uint32_t line = 1;
     size_t line_start = 0, scanned = 0;
     for (size_t i = 0; i < j.n && rc == 0; i++) {

@@ -62,6 +62,7 @@ int inspect_engine_load_with(const inspect_rules_blob_t *blobs, const char *cons
 void inspect_engine_free(inspect_engine_t *e);
 size_t inspect_rule_count(const inspect_engine_t *e);
 const char *inspect_rule_id(const inspect_engine_t *e, int rule);
+const char *inspect_rule_description(const inspect_engine_t *e, int rule); /* "" if none */
 inspect_category_t inspect_rule_category(const inspect_engine_t *e, int rule);
 /* Enable or disable a rule by id, before the engine is shared: this
  * recompiles the database, so scratches made earlier must be re-made.
