@@ -539,6 +539,24 @@ static void conn_update_reading(conn_t *c)
 /* ------------------------------------------------------------------ */
 /* decisions                                                            */
 
+/* Answer a refused request; the connection goes on to the next request
+ * when nothing of this one is left unread, else it closes after the reply. */
+static void reply_refusal(conn_t *c, int status, const char *phrase, const char *hdrs,
+                          const char *body, bool close_after)
+{
+    conn_reply(c, status, phrase, hdrs, body, close_after);
+    if (!close_after && c->state != CS_CLOSING) {
+        egress_record_emit(&c->rec);
+        c->state = CS_HEAD;
+        http_msg_reset(&c->req);
+        c->head_started = false;
+        arm_timer(c, c->w->cfg->idle_timeout_ms, on_idle_timeout);
+        client_process(c);
+    } else {
+        c->close_when_flushed = true;
+    }
+}
+
 static void reply_deny(conn_t *c, int status, const char *phrase, const char *reason)
 {
     egress_record_t *r = &c->rec;
@@ -551,17 +569,7 @@ static void reply_deny(conn_t *c, int status, const char *phrase, const char *re
     snprintf(body, sizeof body, "cdeguard: denied by policy \"%s\" rule \"%s\"\n", pname, r->rule);
     /* Keep the connection only when no request body is left unread. */
     bool close_after = c->is_connect || http_msg_has_body(&c->req) || !http_msg_keep_alive(&c->req);
-    conn_reply(c, status, phrase, hdrs, body, close_after);
-    if (!close_after && c->state != CS_CLOSING) {
-        egress_record_emit(r);
-        c->state = CS_HEAD;
-        http_msg_reset(&c->req);
-        c->head_started = false;
-        arm_timer(c, c->w->cfg->idle_timeout_ms, on_idle_timeout);
-        client_process(c);
-    } else {
-        c->close_when_flushed = true;
-    }
+    reply_refusal(c, status, phrase, hdrs, body, close_after);
 }
 
 static void reply_bad_request(conn_t *c, int status, const char *phrase, const char *reason)
@@ -588,18 +596,8 @@ static void reply_407(conn_t *c, const char *rule)
              "Proxy-Authenticate: Basic realm=\"cdeguard\"\r\n"
              "Proxy-Authenticate: Bearer realm=\"cdeguard\"\r\nX-Cdeguard-Rule: %s\r\n",
              rule);
-    conn_reply(c, 407, "Proxy Authentication Required", hdrs,
-               "cdeguard: proxy authentication required\n", close_after);
-    if (!close_after && c->state != CS_CLOSING) {
-        egress_record_emit(r);
-        c->state = CS_HEAD;
-        http_msg_reset(&c->req);
-        c->head_started = false;
-        arm_timer(c, c->w->cfg->idle_timeout_ms, on_idle_timeout);
-        client_process(c);
-    } else {
-        c->close_when_flushed = true;
-    }
+    reply_refusal(c, 407, "Proxy Authentication Required", hdrs,
+                  "cdeguard: proxy authentication required\n", close_after);
 }
 
 /* Policy said no: deny, or (monitor mode) record and carry on. Returns true
