@@ -256,8 +256,8 @@ static int load_rule(loader_t *L, yaml_document_t *d, yaml_node_t *m, rule_t *r)
     }
     if (!r->id) lerr(L, m, "rule without an id");
     const char *id = r->id ? r->id : "?";
-    if (!category ||
-        (strcmp(category, "secret") && strcmp(category, "pii") && strcmp(category, "path")))
+    if (!category || (strcmp(category, "secret") != 0 && strcmp(category, "pii") != 0 &&
+                      strcmp(category, "path") != 0))
         lerr(L, m, "rule '%s': category must be secret, pii or path", id);
     else
         r->category = category[0] == 's'   ? INSPECT_SECRET
@@ -292,7 +292,7 @@ static int load_rule(loader_t *L, yaml_document_t *d, yaml_node_t *m, rule_t *r)
     if (allow_node && !L->failed) {
         size_t n = 0;
         char **pats = string_list(L, d, allow_node, &n, "allowlist");
-        r->allow = calloc(n ? n : 1, sizeof *r->allow);
+        r->allow = calloc(n ? n : 1, sizeof(pcre2_code *));
         for (size_t i = 0; r->allow && i < n && !L->failed; i++) {
             r->allow[i] = compile_re(L, allow_node, id, pats[i]);
             if (r->allow[i]) r->nallow++;

@@ -24,21 +24,23 @@
 #define JSON_MAX_DEPTH 128
 
 typedef struct json_scratch {
-    char *buf;       /* decoded bytes of the current string */
-    uint32_t *map;   /* map[i] = raw offset (from document start) of decoded byte i; map[len] = raw end */
-    size_t cap;      /* capacity of buf (map holds cap + 1 entries) */
-    size_t max;      /* largest string accepted (default 64 MiB) */
+    char *buf; /* decoded bytes of the current string */
+    uint32_t
+        *map; /* map[i] = raw offset (from document start) of decoded byte i; map[len] = raw end */
+    size_t cap; /* capacity of buf (map holds cap + 1 entries) */
+    size_t max; /* largest string accepted (default 64 MiB) */
 } json_scratch_t;
 
 void json_scratch_init(json_scratch_t *s);
 void json_scratch_free(json_scratch_t *s);
 
 typedef struct json_string {
-    const char *text;      /* decoded UTF-8 (not NUL-terminated; may contain NUL from \u0000) */
+    const char *text; /* decoded UTF-8 (not NUL-terminated; may contain NUL from \u0000) */
     size_t len;
-    const uint32_t *map;   /* len + 1 entries: raw offset of each decoded byte; map[len] = offset of the closing quote */
-    size_t raw_start;      /* offset of the first byte after the opening quote */
-    size_t raw_end;        /* offset of the closing quote */
+    const uint32_t *map; /* len + 1 entries: raw offset of each decoded byte; map[len] = offset of
+                            the closing quote */
+    size_t raw_start;    /* offset of the first byte after the opening quote */
+    size_t raw_end;      /* offset of the closing quote */
     bool is_key;
     int depth;
     /* JSON pointer-like path of the value, e.g. "/messages/3/content" (truncated to 255 bytes). */
@@ -54,8 +56,8 @@ int json_walk(const char *in, size_t len, json_scratch_t *scratch, json_string_c
               char *err, size_t errlen);
 
 typedef struct json_span {
-    size_t start, end;   /* raw offsets, inside one string body */
-    const char *label;   /* replacement text, e.g. "[REDACTED:aws-access-key-id]" (plain ASCII) */
+    size_t start, end; /* raw offsets, inside one string body */
+    const char *label; /* replacement text, e.g. "[REDACTED:aws-access-key-id]" (plain ASCII) */
 } json_span_t;
 
 /* Replace each span (sorted or not; overlapping spans are merged, the first

@@ -236,7 +236,7 @@ bool validate_card(const char *s, size_t n)
 {
     unsigned char d[CARD_MAX];
     size_t nd = 0, glen = 0;
-    char sep = 0;
+    unsigned char sep = 0;
     bool same = true;
 
     if (s == NULL || n < CARD_MIN || n > 2 * CARD_MAX) return false;
@@ -251,7 +251,7 @@ bool validate_card(const char *s, size_t n)
         /* a single separator between groups, the same one throughout */
         if ((c != ' ' && c != '-') || glen < CARD_GROUP_MIN || i + 1 == n) return false;
         if (sep != 0 && c != sep) return false;
-        sep = (char)c;
+        sep = (unsigned char)c;
         glen = 0;
     }
     if (nd < CARD_MIN || (sep != 0 && glen < CARD_GROUP_MIN)) return false;

@@ -44,8 +44,9 @@ bool validate_aws_key_id(const char *s, size_t n);
 double validate_entropy(const char *s, size_t n);
 
 /* Known noise — true means "not a finding":
- * documentation examples (AKIAIOSFODNN7EXAMPLE, wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY, "example",
- * "sample", "dummy", "changeme", "redacted"...), placeholders (xxxx..., ****, <token>, {{ var }},
+ * documentation examples (AKIAIOSFODNN7EXAMPLE, wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY,
+ * "example", "sample", "dummy", "changeme", "redacted"...), placeholders (xxxx..., ****, <token>,
+ * {{ var }},
  * ${VAR}, $VAR, %VAR%, YOUR_API_KEY, your-token-here, "...", TODO), test-mode keys (sk_test_,
  * pk_test_, rk_test_), a single repeated character or a run like 0123456789/abcdef. */
 bool validate_is_placeholder(const char *s, size_t n);
