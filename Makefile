@@ -108,9 +108,9 @@ test: deps
 
 FUZZ_BUILD := build-fuzz
 fuzz-build:
-	@$(MAKE) --no-print-directory SAN=1 BUILD=$(FUZZ_BUILD) OPT="-O1 -g -fsanitize=address,undefined,fuzzer-no-link" $(FUZZ_BUILD)/libcdeguard.a
+	@$(MAKE) --no-print-directory SAN=1 BUILD=$(FUZZ_BUILD) OPT="-O1 -g -fsanitize=address,undefined,fuzzer-no-link -fno-sanitize-recover=undefined" $(FUZZ_BUILD)/libcdeguard.a
 	@set -e; for f in $(FUZZ_SRCS); do n=$$(basename $$f .c); \
-	  echo "CC $$n"; clang $(CPPFLAGS) -std=c17 -O1 -g -fsanitize=address,undefined,fuzzer -o $(FUZZ_BUILD)/$$n $$f $(FUZZ_BUILD)/libcdeguard.a $(LDLIBS); done
+	  echo "CC $$n"; clang $(CPPFLAGS) -std=c17 -O1 -g -fsanitize=address,undefined,fuzzer -fno-sanitize-recover=undefined -o $(FUZZ_BUILD)/$$n $$f $(FUZZ_BUILD)/libcdeguard.a $(LDLIBS); done
 
 fuzz: deps fuzz-build
 	@set -e; for f in $(FUZZ_SRCS); do n=$$(basename $$f .c); mkdir -p fuzz/artifacts/$$n $(FUZZ_BUILD)/corpus/$$n; \

@@ -21,6 +21,7 @@ static http_msg_t *msg_of(llhttp_t *p)
 
 static int arena_append(http_msg_t *m, const char *at, size_t len)
 {
+    if (len == 0) return 0;
     if (m->arena_len + len > m->max_head) {
         m->err = "request head too large";
         return -1;
@@ -275,7 +276,7 @@ bool http_msg_keep_alive(const http_msg_t *m)
 bool http_slice_eq(const http_msg_t *m, http_slice_t s, const char *lit)
 {
     size_t n = strlen(lit);
-    return s.len == n && strncasecmp(m->arena + s.off, lit, n) == 0;
+    return s.len == n && strncasecmp(http_ptr(m, s), lit, n) == 0;
 }
 
 const http_header_t *http_msg_header(const http_msg_t *m, const char *name, size_t *count)
@@ -324,7 +325,7 @@ int http_msg_check_request(const http_msg_t *m, const char **reason)
             *reason = "empty header name";
             return -1;
         }
-        const unsigned char *v = (const unsigned char *)m->arena + h->value.off;
+        const unsigned char *v = (const unsigned char *)http_ptr(m, h->value);
         for (uint32_t k = 0; k < h->value.len; k++) {
             if ((v[k] < 0x20 && v[k] != '\t') || v[k] == 0x7f) {
                 *reason = "control character in header value";
@@ -375,7 +376,7 @@ bool http_is_hop_by_hop(const http_msg_t *m, http_slice_t name, const http_slice
         if (http_slice_eq(m, name, hop_by_hop[i])) return true;
     for (size_t i = 0; i < ntokens; i++) {
         if (tokens[i].len == name.len &&
-            strncasecmp(m->arena + tokens[i].off, m->arena + name.off, name.len) == 0) {
+            strncasecmp(http_ptr(m, tokens[i]), http_ptr(m, name), name.len) == 0) {
             /* Never let Connection strip the framing of the message itself. */
             if (http_slice_eq(m, name, "Content-Length") ||
                 http_slice_eq(m, name, "Transfer-Encoding") || http_slice_eq(m, name, "Host"))
@@ -493,6 +494,10 @@ int http_parse_authority(const char *s, size_t len, http_url_t *u, const char **
     memset(u, 0, sizeof *u);
     u->authority = s;
     u->authority_len = len;
+    if (len == 0) {
+        *reason = "empty authority";
+        return -1;
+    }
     if (memchr(s, '/', len) || memchr(s, '?', len) || memchr(s, '#', len)) {
         *reason = "CONNECT target must be host:port";
         return -1;

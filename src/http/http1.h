@@ -80,9 +80,10 @@ bool http_msg_body_until_eof(const http_msg_t *m);
 bool http_msg_has_body(const http_msg_t *m);
 bool http_msg_keep_alive(const http_msg_t *m);
 
+/* Pointer to a slice; "" when nothing was stored yet (no arena). */
 static inline const char *http_ptr(const http_msg_t *m, http_slice_t s)
 {
-    return m->arena + s.off;
+    return m->arena ? m->arena + s.off : "";
 }
 bool http_slice_eq(const http_msg_t *m, http_slice_t s, const char *lit);
 /* First header with this name (case-insensitive), or NULL; *count gets the number. */
