@@ -1114,16 +1114,22 @@ class SharedDaemon:
         return finish_daemon(self.d) if self.d is not None else []
 
 
+def run_shared(workdir: Path, config_fn):
+    """Body of a module fixture: a SharedDaemon, failed at the end of the
+    module if its log shows sanitizer reports or it did not exit cleanly."""
+    h = SharedDaemon(workdir, config_fn)
+    yield h
+    problems = h.finish()
+    if problems:
+        pytest.fail("\n\n".join(problems), pytrace=False)
+
+
 def shared_daemon_fixture(config_fn, scope="module"):
     """Make a (module fixture, function fixture) pair for a shared daemon."""
 
     @pytest.fixture(scope=scope)
     def _holder(tmp_path_factory, net):
-        h = SharedDaemon(tmp_path_factory.mktemp("shared"), lambda d: config_fn(d, net))
-        yield h
-        problems = h.finish()
-        if problems:
-            pytest.fail("\n\n".join(problems), pytrace=False)
+        yield from run_shared(tmp_path_factory.mktemp("shared"), lambda d: config_fn(d, net))
 
     return _holder
 

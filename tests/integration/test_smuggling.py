@@ -11,10 +11,10 @@ import time
 import pytest
 
 from conftest import (
+    run_shared,
     ORIGIN_HOST,
     HTTPOrigin,
     ProxyClient,
-    SharedDaemon,
     parse_head,
     hget,
     policy,
@@ -35,11 +35,7 @@ def shared(tmp_path_factory, net, origin):
     def cfg(d):
         return d.config(policies=[policy(net, http_ports=[80, 8080, net.http.port, origin.port])])
 
-    h = SharedDaemon(tmp_path_factory.mktemp("smuggling"), cfg)
-    yield h
-    problems = h.finish()
-    if problems:
-        pytest.fail("\n\n".join(problems), pytrace=False)
+    yield from run_shared(tmp_path_factory.mktemp("smuggling"), cfg)
 
 
 @pytest.fixture

@@ -11,11 +11,11 @@ import time
 import pytest
 
 from conftest import (
+    run_shared,
     ORIGIN_HOST,
     SMALL_BODY,
     CanaryServer,
     ProxyClient,
-    SharedDaemon,
     policy,
     proxy_get,
     use_shared,
@@ -106,11 +106,7 @@ def shared(tmp_path_factory, net, canary):
             )],
         )
 
-    h = SharedDaemon(tmp_path_factory.mktemp("ssrf"), cfg)
-    yield h
-    problems = h.finish()
-    if problems:
-        pytest.fail("\n\n".join(problems), pytrace=False)
+    yield from run_shared(tmp_path_factory.mktemp("ssrf"), cfg)
 
 
 @pytest.fixture

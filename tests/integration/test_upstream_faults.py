@@ -15,10 +15,10 @@ import time
 import pytest
 
 from conftest import (
+    run_shared,
     ORIGIN_HOST,
     SMALL_BODY,
     ProxyClient,
-    SharedDaemon,
     policy,
     use_shared,
 )
@@ -105,11 +105,7 @@ def shared(tmp_path_factory, net, scripted):
     def cfg(d):
         return d.config(policies=[policy(net, http_ports=[80, net.http.port, scripted.port])])
 
-    h = SharedDaemon(tmp_path_factory.mktemp("faults"), cfg)
-    yield h
-    problems = h.finish()
-    if problems:
-        pytest.fail("\n\n".join(problems), pytrace=False)
+    yield from run_shared(tmp_path_factory.mktemp("faults"), cfg)
 
 
 @pytest.fixture
