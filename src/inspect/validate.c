@@ -230,7 +230,7 @@ static bool luhn_ok(const unsigned char *d, size_t nd)
 #define CARD_MIN 12
 #define CARD_MAX 19
 #define CARD_GROUP_MIN                                                                             \
-    3 /* "4111 1111 ..." / "3782 822463 10005"; 1–2 digit groups are not card formatting */
+    3 /* groups of 4-4-4-4 or 4-6-5 digits; 1–2 digit groups are not card formatting */
 
 bool validate_card(const char *s, size_t n)
 {

@@ -26,6 +26,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <fnmatch.h>
 #include <limits.h>
 #include <spawn.h>
 #include <stdarg.h>
@@ -56,6 +57,8 @@ const char scan_usage[] =
     "  --git-range RANGE     history to scan, e.g. main..HEAD (implies --git)\n"
     "  --format FMT          text (default), json or sarif (SARIF 2.1.0)\n"
     "  -o, --output FILE     write the report to FILE instead of standard output\n"
+    "  --ignore-file FILE    paths (globs, gitignore-like) and fingerprints to ignore;\n"
+    "                        PATH/.cdeguardignore is read when it exists\n"
     "  --baseline FILE       a previous --format json report: its fingerprints\n"
     "                        are not reported again\n"
     "  --rules FILE          extra rules file (repeatable); a rule with the id of\n"
@@ -457,6 +460,7 @@ static int scan_fd_read(scan_t *sc, scan_src_t *src, int fd, bool json)
  * for the path rules. */
 static int scan_file(scan_t *sc, const char *path, const char *display, const char *rel)
 {
+    if (scan_path_ignored(sc, rel)) return 0;
     scan_src_t src = {.sc = sc, .file = display, .line0 = 1};
     if (inspect_check_path(sc->eng, rel, strlen(rel), scan_on_finding, &src) != 0) return -1;
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
@@ -773,6 +777,158 @@ static int load_baseline(scan_t *sc, const char *path)
 /* ------------------------------------------------------------------ */
 /* options                                                              */
 
+/* ------------------------------------------------------------------ */
+/* ignore files                                                         */
+
+/*
+ * One entry per line; '#' starts a comment.  A 32-hex-digit line is a
+ * finding fingerprint (like a baseline entry).  Anything else is a path
+ * glob in the spirit of .gitignore: "dir/" ignores a directory and all
+ * below it; a pattern with a '/' is matched against the whole relative
+ * path (a leading '/' anchors it) and also ignores what is below it; a
+ * pattern without '/' is matched against every path component.
+ */
+static bool glob_ignores(const char *g, const char *rel)
+{
+    char pat[1024];
+    size_t n = strlen(g);
+    if (n == 0 || n >= sizeof pat) return false;
+    memcpy(pat, g, n + 1);
+    bool dir_only = pat[n - 1] == '/';
+    if (dir_only) pat[--n] = 0;
+    const char *p = pat[0] == '/' ? pat + 1 : pat;
+    if (strchr(p, '/') || pat[0] == '/') {
+        if (fnmatch(p, rel, FNM_PATHNAME) == 0) return !dir_only;
+        /* a directory pattern covers everything below it */
+        size_t pl = strlen(p);
+        char prefix[1024];
+        for (const char *s = strchr(rel, '/'); s; s = strchr(s + 1, '/')) {
+            size_t k = (size_t)(s - rel);
+            if (k >= sizeof prefix) break;
+            memcpy(prefix, rel, k);
+            prefix[k] = 0;
+            if (fnmatch(p, prefix, FNM_PATHNAME) == 0) return true;
+        }
+        (void)pl;
+        return false;
+    }
+    /* no '/': any component (a directory component covers what is below) */
+    const char *c = rel;
+    for (;;) {
+        const char *e = strchr(c, '/');
+        size_t k = e ? (size_t)(e - c) : strlen(c);
+        char comp[256];
+        if (k < sizeof comp) {
+            memcpy(comp, c, k);
+            comp[k] = 0;
+            if (fnmatch(p, comp, 0) == 0 && (e || !dir_only)) return true;
+        }
+        if (!e) return false;
+        c = e + 1;
+    }
+}
+
+bool scan_path_ignored(scan_t *sc, const char *rel)
+{
+    while (rel[0] == '.' && rel[1] == '/')
+        rel += 2;
+    for (size_t i = 0; i < sc->nignore; i++) {
+        if (glob_ignores(sc->ignore_globs[i], rel)) {
+            sc->ignored_files++;
+            return true;
+        }
+    }
+    return false;
+}
+
+static int add_base(scan_t *sc, const char *fp)
+{
+    if (sc->nbase == sc->capbase) {
+        size_t nc = sc->capbase ? sc->capbase * 2 : 64;
+        char(*nb)[33] = realloc(sc->base, nc * 33);
+        if (!nb) return -1;
+        sc->base = nb;
+        sc->capbase = nc;
+    }
+    memcpy(sc->base[sc->nbase], fp, 32);
+    sc->base[sc->nbase][32] = 0;
+    sc->nbase++;
+    return 0;
+}
+
+/* required: an explicit --ignore-file must exist; PATH/.cdeguardignore may not. */
+static int load_ignore_file(scan_t *sc, const char *path, bool required)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        if (!required && errno == ENOENT) return 0;
+        scan_error(sc, "--ignore-file %s: %s", path, strerror(errno));
+        return -1;
+    }
+    char line[1100];
+    int lineno = 0, rc = 0;
+    while (fgets(line, sizeof line, f)) {
+        lineno++;
+        size_t n = strcspn(line, "\r\n");
+        if (line[n] == 0 && !feof(f)) {
+            scan_error(sc, "%s:%d: line too long", path, lineno);
+            rc = -1;
+            break;
+        }
+        line[n] = 0;
+        char *hash = strchr(line, '#');
+        if (hash) *hash = 0;
+        char *s = line;
+        while (*s == ' ' || *s == '\t')
+            s++;
+        n = strlen(s);
+        while (n > 0 && (s[n - 1] == ' ' || s[n - 1] == '\t'))
+            s[--n] = 0;
+        if (n == 0) continue;
+        if (is_fp(s, n)) {
+            if (add_base(sc, s) < 0) rc = -1;
+            continue;
+        }
+        if (sc->nignore == sc->capignore) {
+            size_t nc = sc->capignore ? sc->capignore * 2 : 16;
+            char **ng = realloc(sc->ignore_globs, nc * sizeof *ng);
+            if (!ng) {
+                rc = -1;
+                break;
+            }
+            sc->ignore_globs = ng;
+            sc->capignore = nc;
+        }
+        if (!(sc->ignore_globs[sc->nignore] = strdup(s))) {
+            rc = -1;
+            break;
+        }
+        sc->nignore++;
+    }
+    fclose(f);
+    if (rc < 0 && sc->errors == 0) scan_error(sc, "%s: out of memory", path);
+    return rc;
+}
+
+static int load_ignores(scan_t *sc)
+{
+    for (size_t i = 0; i < sc->opt.nignore_files; i++)
+        if (load_ignore_file(sc, sc->opt.ignore_files[i], true) < 0) return -1;
+    size_t nroots = sc->opt.npaths ? sc->opt.npaths : 1;
+    for (size_t i = 0; i < nroots; i++) {
+        const char *root = sc->opt.npaths ? sc->opt.paths[i] : ".";
+        struct stat st;
+        if (strcmp(root, "-") == 0 || stat(root, &st) < 0 || !S_ISDIR(st.st_mode)) continue;
+        char *p = join(root, ".cdeguardignore");
+        if (!p) return -1;
+        int rc = load_ignore_file(sc, p, false);
+        free(p);
+        if (rc < 0) return -1;
+    }
+    if (sc->nbase) qsort(sc->base, sc->nbase, 33, cmp_fp);
+    return 0;
+}
+
 static int parse_size(const char *s, size_t *out)
 {
     char *end;
@@ -863,6 +1019,8 @@ static int parse_args(scan_t *sc, int argc, char **argv)
         } else if ((v = optval(argc, argv, &i, "--output", &bad)) ||
                    (v = optval(argc, argv, &i, "-o", &bad))) {
             o->output = v;
+        } else if ((v = optval(argc, argv, &i, "--ignore-file", &bad))) {
+            if (push(&o->ignore_files, &o->nignore_files, v) < 0) return -1;
         } else if ((v = optval(argc, argv, &i, "--baseline", &bad))) {
             o->baseline = v;
         } else if ((v = optval(argc, argv, &i, "--rules", &bad))) {
@@ -939,6 +1097,10 @@ static void scan_free(scan_t *sc)
     }
     free(sc->find);
     free(sc->base);
+    for (size_t i = 0; i < sc->nignore; i++)
+        free(sc->ignore_globs[i]);
+    free(sc->ignore_globs);
+    free(sc->opt.ignore_files);
     free(sc->opt.paths);
     free(sc->opt.rules);
     free(sc->opt.enable);
@@ -955,6 +1117,7 @@ int scan_main(int argc, char **argv)
     if (parse_args(&sc, argc, argv) < 0) goto out;
     if (load_engine(&sc) < 0) goto out;
     if (sc.opt.baseline && load_baseline(&sc, sc.opt.baseline) < 0) goto out;
+    if (load_ignores(&sc) < 0) goto out;
     FILE *rep = stdout;
     if (sc.opt.output && !(rep = fopen(sc.opt.output, "w"))) {
         scan_error(&sc, "%s: %s", sc.opt.output, strerror(errno));

@@ -208,6 +208,10 @@ static int on_line(git_state_t *g, char *line, size_t n)
         } else {
             set_file(g, diff_path(line + 4, n - 4, "b/"));
             if (!g->file) return -1;
+            if (scan_path_ignored(g->sc, g->file)) {
+                set_file(g, NULL); /* its hunks are skipped */
+                return 0;
+            }
             if (g->is_new) check_path(g, g->file);
         }
     } else if (strncmp(line, "rename to ", 10) == 0) {

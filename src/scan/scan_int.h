@@ -29,8 +29,8 @@
 typedef enum { SCAN_TEXT, SCAN_JSON, SCAN_SARIF } scan_format_t;
 
 typedef struct scan_opt {
-    const char **paths, **rules, **enable, **disable; /* NULL-terminated, point into argv */
-    size_t npaths, nrules, nenable, ndisable;
+    const char **paths, **rules, **enable, **disable, **ignore_files; /* point into argv */
+    size_t npaths, nrules, nenable, ndisable, nignore_files;
     bool git, show_secrets, no_git_ignore, quiet;
     const char *git_range, *output, *baseline;
     scan_format_t format;
@@ -50,8 +50,11 @@ typedef struct scan {
     scan_opt_t opt;
     inspect_engine_t *eng;
     inspect_scratch_t *scratch;
-    char (*base)[33]; /* sorted baseline fingerprints */
+    char (*base)[33]; /* sorted baseline and ignore-file fingerprints */
     size_t nbase, capbase;
+    char **ignore_globs; /* from .cdeguardignore / --ignore-file, relative to the scan root */
+    size_t nignore, capignore;
+    size_t ignored_files;
     scan_finding_t *find;
     size_t nfind, capfind;
     size_t files, skipped_binary, suppressed, baselined, errors;
@@ -73,6 +76,10 @@ void scan_error(scan_t *sc, const char *fmt, ...) __attribute__((format(printf, 
 int scan_add(scan_t *sc, const scan_src_t *src, const inspect_finding_t *f);
 /* inspect_cb with a scan_src_t as ctx. */
 int scan_on_finding(const inspect_finding_t *f, void *ctx);
+
+/* Is this path (relative to the scan root or repository) ignored by an
+ * ignore file?  Counts it when it is. */
+bool scan_path_ignored(scan_t *sc, const char *rel);
 
 /* Start argv (no shell) with its stdout on the returned fd; -1 on error. */
 int scan_spawn(char *const argv[], bool quiet_stderr, pid_t *pid);

@@ -600,3 +600,33 @@ def test_builtin_rules_find_github_or_aws_key(tmp_path):
     rc, doc, err = scan_json(["."], cwd=d)
     assert rc == 1, err
     assert rid in {f["rule_id"] for f in doc["findings"]}
+
+
+def test_ignore_file_paths_and_fingerprints(tmp_path, rules):
+    d = tmp_path / "proj"
+    (d / "fixtures" / "deep").mkdir(parents=True)
+    (d / "src").mkdir()
+    (d / "fixtures" / "deep" / "data.txt").write_text(f"k = {TOKEN}\n")
+    (d / "src" / "app.py").write_text(f"k = '{TOKEN2}'\n")
+    (d / "notes.log").write_text(f"who: {EMAIL}\n")
+    rc, out, _ = run(["--rules", rules, "--format", "json", "-q", "."], cwd=d)
+    assert rc == 1
+    found = [f for f in json.loads(out)["findings"] if f["rule_id"] in OUR_RULES]
+    assert len(found) == 3
+    fp_app = [f["fingerprint"] for f in json.loads(out)["findings"] if f["file"] == "src/app.py"]
+    # a directory pattern, a component glob and a fingerprint, with comments
+    (d / ".cdeguardignore").write_text(
+        "# test data\nfixtures/\n*.log   # logs are rotated elsewhere\n" + "\n".join(fp_app) + "\n"
+    )
+    rc, out, err = run(["--rules", rules, "."], cwd=d)
+    assert rc == 0, out + err
+    assert out == ""
+    # the same file given with --ignore-file from elsewhere
+    ign = tmp_path / "ign"
+    ign.write_text("fixtures/deep/\n")
+    (d / ".cdeguardignore").unlink()
+    rc, out, _ = run(["--rules", rules, "--ignore-file", str(ign), "-q", "."], cwd=d)
+    assert rc == 1
+    assert "fixtures/" not in out and "src/app.py" in out and "notes.log" in out
+    rc, _, err = run(["--rules", rules, "--ignore-file", str(tmp_path / "missing"), "."], cwd=d)
+    assert rc == 2 and "ignore-file" in err
