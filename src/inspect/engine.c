@@ -43,6 +43,7 @@ typedef struct rule {
     inspect_action_t action;
     bool enabled;
     char *regex;
+    char *prefilter; /* optional exact Vectorscan pattern that every match overlaps */
     int secret_group;
     double entropy;
     validate_fn validator;
@@ -195,6 +196,7 @@ static void rule_free(rule_t *r)
     free(r->id);
     free(r->description);
     free(r->regex);
+    free(r->prefilter);
     pcre2_code_free(r->re);
     for (size_t i = 0; i < r->nallow; i++)
         pcre2_code_free(r->allow[i]);
@@ -230,6 +232,8 @@ static int load_rule(loader_t *L, yaml_document_t *d, yaml_node_t *m, rule_t *r)
         } else if (strcmp(k, "regex") == 0 && v) {
             r->regex = strdup(v);
             re_node = vn;
+        } else if (strcmp(k, "prefilter") == 0 && v) {
+            r->prefilter = strdup(v);
         } else if (strcmp(k, "secret_group") == 0 && v) {
             r->secret_group = atoi(v);
         } else if (strcmp(k, "entropy") == 0 && v) {
@@ -410,7 +414,7 @@ static int rule_width(rule_t *r, char *err, size_t errlen)
  * of the input to the exact pass; such rules use their regex instead. */
 static bool uses_keywords(const rule_t *r)
 {
-    if (r->nkeywords == 0) return false;
+    if (r->nkeywords == 0 || r->prefilter) return false;
     for (size_t j = 0; j < r->nkeywords; j++)
         if (strlen(r->keywords[j]) < KEYWORD_MIN) return false;
     return true;
@@ -467,8 +471,10 @@ static int engine_compile(inspect_engine_t *e, char *err, size_t errlen)
         rule_t *r = &e->rules[i];
         if (!r->re || !r->enabled || uses_keywords(r)) continue;
         if (rule_width(r, err, errlen) < 0) goto out;
-        exprs[k] = r->regex;
-        flags[k] = HS_FLAG_PREFILTER;
+        /* an explicit prefilter is matched exactly (cheap, few candidates);
+         * otherwise the rule's own regex in prefilter mode */
+        exprs[k] = r->prefilter ? r->prefilter : r->regex;
+        flags[k] = r->prefilter ? 0 : HS_FLAG_PREFILTER;
         ids[k] = (unsigned)k;
         e->re_ids[k] = (unsigned)i;
         k++;
