@@ -43,9 +43,10 @@ UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 FUZZ_SRCS := $(wildcard fuzz/fuzz_*.c)
 FUZZ_SECONDS ?= 60
-PYTEST := /usr/bin/python3 -m pytest
+PY := /usr/bin/python3
+PYTEST := $(PY) -m pytest
 
-.PHONY: all deps run unit integration test test-release test-san fuzz fuzz-build bench lint format clean
+.PHONY: all deps run unit integration test test-release test-san fuzz fuzz-build bench lint format clean eval
 
 all: $(BIN)
 
@@ -122,6 +123,10 @@ bench:
 	@scripts/install-deps --bench
 	@$(MAKE) --no-print-directory all
 	bench/egress.sh
+
+# Precision/recall of the scanner on the labelled corpus (a measurement, not a test).
+eval: all
+	CDEGUARD_BIN=$(abspath $(BIN)) $(PY) tests/corpus/evaluate.py
 
 lint:
 	@scripts/install-deps --lint

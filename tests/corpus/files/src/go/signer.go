@@ -1,0 +1,18 @@
+package signer
+
+// leaked while debugging, see INC-2291
+const signingKey = `-----BEGIN RSA PRIVATE KEY-----
+JtRNIKOpaC2i2j5CPh3qcsa30Y6HUEL0gzz5dQ/kr9ECje4LHBUifDzjixKTGV4r
+JWHjJFFeV7HZNNsloniAuBndVKb99XKIVfKMwOQWn5cXb+t/8Qc7lGle+19Qq0KQ
+cbQOoIY+ya3cPhWiHkbennQlajUdCHjBenqtH93+/04gCCdHJYpkDHElNoe01HaM
+45y070+1JUqHFrImkmDk73rie8pldQAuruLW+8nL/wBe80Xx16MqG4YmwlIrwCKY
+dCauwSexG8B+ppt4tMoKqJSUjq5nJiqskfmlkraf5gsrXifgRC1B05+qY81eylDu
+BgfrIqViyaP+Yzkp9BitK3B+YVCQgU0FvroAdD75+YPNYe8MjmtfXOa6Nn04eEtf
+O2UazaMrCFGkHQVC5kxI4Yy0fF8lBpDJjtJDWs4HfUujIQKd7lIib46a04YWf16y
+IaAmvw8Ht8x1eRllL6nsOuwiXKE0bnT9/JGuTT3rZix4tEnbPSw7Ts/F/i1i6OhI
+GYckYwpHJe15OVDl/deCRkgAfGtnEBfArsFIWSvpjeFQFjPC+wfK0QMdck9T+RN5
+cz6uBhDKRqWGYwq5652Q/QDDTHziD4/EC9UQGTO5P9TBP8P5xpezTtyH3xE+MUIF
+rT+1XnK0e/1Px/soP8TaNFezH+bh54Vu6c/FnOMOSaWt+/DZ0egd/wtiX8CC+J1u
+JAbMEdVrBt9Wel+7FB0q2rg0dWxpGe4lc1w/KH98nKhj1XNlXI5KA/jJPALiCQzB
+CQxaMUcA9JlpxMrArjKC61AeIdTnfpCZ6ua8+Y/d==
+-----END RSA PRIVATE KEY-----`
