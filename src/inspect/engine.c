@@ -1,14 +1,19 @@
 /*
  * engine — rules loading, compilation and scanning (see inspect.h).
  *
- * Scan in two passes over the input:
- *   1. Vectorscan, one database for all regex rules in prefilter mode: each
- *      candidate end offset opens a window [to - width, to + width] on its
- *      rule (width = the rule's maximum match width, capped); windows of one
- *      rule that overlap are merged as they arrive (Vectorscan reports in
- *      end-offset order), so memory grows with clusters of candidates, not
- *      with input size.
- *   2. PCRE2 (JIT) on the merged windows of the rules that had candidates,
+ * Scan in three steps over the input:
+ *   1. Vectorscan, one database: the keywords of the rules that have
+ *      selective ones (case-insensitive literals), explicit prefilters, and
+ *      the other regexes in prefilter mode.  Each hit opens a window
+ *      [to - width, to + width] on its rule (width = the rule's maximum match
+ *      width, capped); windows of one rule that overlap are merged as they
+ *      arrive (Vectorscan reports in end-offset order), so memory grows with
+ *      clusters of candidates, not with input size.
+ *   2. The gate (gate.h), one vector pass for the rules that no literal can
+ *      find: numeric phrases with enough digits (cards, phones, SSNs, IBANs)
+ *      and anchor bytes with the right neighbours ('@' of e-mail addresses)
+ *      open windows on those rules.
+ *   3. PCRE2 (JIT) on the merged windows of the rules that had candidates,
  *      with the whole buffer as subject so that \b sees real context.
  * Each exact match is filtered (allowlist, entropy, validator, noise
  * filters), findings are sorted by position, and line/column are computed
@@ -31,6 +36,7 @@
 #include <strings.h>
 #include <yaml.h>
 
+#include "inspect/gate.h"
 #include "inspect/json.h"
 #include "inspect/validate.h"
 
@@ -54,20 +60,27 @@ typedef struct rule {
     size_t nglobs, nexcludes;
     char **keywords; /* literals every match contains (the prefilter when present) */
     size_t nkeywords;
-    size_t width; /* window half-width for this rule */
-    char *file;   /* where the regex was defined, for compile errors */
+    unsigned digits; /* > 0: gated on numeric phrases with at least this many digits */
+    int anchor;      /* >= 0: gated on this byte */
+    unsigned char anchor_ctx[256]; /* bit 0: may precede the anchor, bit 1: may follow it */
+    size_t width;                  /* window half-width for this rule */
+    char *file;                    /* where the regex was defined, for compile errors */
     size_t line;
 } rule_t;
 
 struct inspect_engine {
     rule_t *rules;
     size_t nrules;
-    /* Two prefilter databases: the keywords of the rules that have them
-     * (case-insensitive literals: cheap to compile, GB/s to scan), and the
-     * regexes in prefilter mode of the rules that do not. */
-    hs_database_t *db_kw, *db_re;
-    unsigned *kw_ids, *re_ids; /* Vectorscan id -> rule index */
-    size_t nkw, nre;
+    /* One prefilter database: the keywords of the rules that have them
+     * (case-insensitive literals), the explicit prefilters, and the other
+     * regexes in prefilter mode. */
+    hs_database_t *db;
+    unsigned *db_ids; /* Vectorscan id -> rule index */
+    size_t ndb;
+    /* Rules gated on numeric phrases or anchor bytes (see gate.h) */
+    gate_spec_t gate;
+    int *gated;
+    size_t ngated;
 };
 
 typedef struct window {
@@ -93,7 +106,9 @@ struct inspect_scratch {
     raw_finding_t *found;
     size_t nfound, capfound;
     pcre2_match_data *md;
-    size_t len; /* current subject length */
+    const char *data; /* current subject */
+    size_t len;
+
     bool oom;
 };
 
@@ -207,6 +222,26 @@ static void rule_free(rule_t *r)
     free(r->file);
 }
 
+/* Set `bit` in cls[c] for every byte of a bracket-expression body such as
+ * "A-Za-z0-9._%+-" (a '-' first or last is literal); all bytes when NULL. */
+static void byte_class(unsigned char cls[256], const char *spec, unsigned char bit)
+{
+    if (!spec) {
+        for (int c = 0; c < 256; c++)
+            cls[c] |= bit;
+        return;
+    }
+    for (size_t i = 0; spec[i]; i++) {
+        unsigned char a = (unsigned char)spec[i], b = a;
+        if (spec[i + 1] == '-' && spec[i + 2]) {
+            b = (unsigned char)spec[i + 2];
+            i += 2;
+        }
+        for (unsigned c = a; c <= b; c++)
+            cls[c] |= bit;
+    }
+}
+
 static int load_rule(loader_t *L, yaml_document_t *d, yaml_node_t *m, rule_t *r)
 {
     memset(r, 0, sizeof *r);
@@ -218,6 +253,7 @@ static int load_rule(loader_t *L, yaml_document_t *d, yaml_node_t *m, rule_t *r)
     }
     yaml_node_t *allow_node = NULL, *re_node = m;
     const char *action = NULL, *category = NULL, *validator = NULL;
+    const char *digits = NULL, *anchor = NULL, *before = NULL, *after = NULL;
     for (yaml_node_pair_t *p = m->data.mapping.pairs.start; p < m->data.mapping.pairs.top; p++) {
         yaml_node_t *kn = yaml_document_get_node(d, p->key);
         yaml_node_t *vn = yaml_document_get_node(d, p->value);
@@ -234,6 +270,14 @@ static int load_rule(loader_t *L, yaml_document_t *d, yaml_node_t *m, rule_t *r)
             re_node = vn;
         } else if (strcmp(k, "prefilter") == 0 && v) {
             r->prefilter = strdup(v);
+        } else if (strcmp(k, "digits") == 0 && v) {
+            digits = v;
+        } else if (strcmp(k, "anchor") == 0 && v) {
+            anchor = v;
+        } else if (strcmp(k, "anchor_before") == 0 && v) {
+            before = v;
+        } else if (strcmp(k, "anchor_after") == 0 && v) {
+            after = v;
         } else if (strcmp(k, "secret_group") == 0 && v) {
             r->secret_group = atoi(v);
         } else if (strcmp(k, "entropy") == 0 && v) {
@@ -278,6 +322,27 @@ static int load_rule(loader_t *L, yaml_document_t *d, yaml_node_t *m, rule_t *r)
         else
             lerr(L, m, "rule '%s': action must be block, redact or alert", id);
     }
+    r->anchor = -1;
+    if (digits) {
+        char *end = NULL;
+        long dv = strtol(digits, &end, 10);
+        if (*digits == 0 || *end || dv < 1 || dv > 64)
+            lerr(L, m, "rule '%s': digits must be an integer from 1 to 64", id);
+        else
+            r->digits = (unsigned)dv;
+    }
+    if (anchor) {
+        if (strlen(anchor) != 1)
+            lerr(L, m, "rule '%s': anchor must be one byte", id);
+        else
+            r->anchor = (unsigned char)anchor[0];
+    }
+    if ((before || after) && !anchor) lerr(L, m, "rule '%s': anchor_before/after need anchor", id);
+    if (digits && anchor) lerr(L, m, "rule '%s': digits and anchor exclude each other", id);
+    if ((digits || anchor) && (r->nkeywords || r->prefilter))
+        lerr(L, m, "rule '%s': a gated rule (digits, anchor) has no keywords or prefilter", id);
+    byte_class(r->anchor_ctx, before, 1);
+    byte_class(r->anchor_ctx, after, 2);
     if (validator && !(r->validator = validate_lookup(validator)))
         lerr(L, m, "rule '%s': unknown validator '%s'", id, validator);
     r->file = strdup(L->file);
@@ -381,13 +446,14 @@ static int load_file(const char *path, inspect_engine_t *e, size_t *cap, char *e
 
 static void engine_drop_dbs(inspect_engine_t *e)
 {
-    if (e->db_kw) hs_free_database(e->db_kw);
-    if (e->db_re) hs_free_database(e->db_re);
-    e->db_kw = e->db_re = NULL;
-    free(e->kw_ids);
-    free(e->re_ids);
-    e->kw_ids = e->re_ids = NULL;
-    e->nkw = e->nre = 0;
+    if (e->db) hs_free_database(e->db);
+    e->db = NULL;
+    free(e->db_ids);
+    free(e->gated);
+    e->db_ids = NULL;
+    e->gated = NULL;
+    e->ndb = e->ngated = 0;
+    gate_init(&e->gate);
 }
 
 /* Window half-width: the longest match the rule can have (capped). */
@@ -420,80 +486,101 @@ static bool uses_keywords(const rule_t *r)
     return true;
 }
 
+static bool is_gated(const rule_t *r)
+{
+    return r->digits > 0 || r->anchor >= 0;
+}
+
+/* A keyword as a Vectorscan expression: every byte but [A-Za-z0-9] escaped. */
+static char *literal_expr(const char *kw)
+{
+    size_t n = strlen(kw);
+    char *o = malloc(4 * n + 1), *q = o;
+    if (!o) return NULL;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)kw[i];
+        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
+            *q++ = (char)c;
+        else
+            q += sprintf(q, "\\x%02x", c);
+    }
+    *q = 0;
+    return o;
+}
+
 static int engine_compile(inspect_engine_t *e, char *err, size_t errlen)
 {
     engine_drop_dbs(e);
-    size_t nkw = 0, nre = 0;
+    size_t n = 0, ng = 0;
     for (size_t i = 0; i < e->nrules; i++) {
         const rule_t *r = &e->rules[i];
         if (!r->re || !r->enabled) continue;
-        if (uses_keywords(r))
-            nkw += r->nkeywords;
+        if (is_gated(r))
+            ng++;
         else
-            nre++;
+            n += uses_keywords(r) ? r->nkeywords : 1;
     }
-    const char **exprs = calloc(nkw + nre + 1, sizeof *exprs);
-    size_t *lens = calloc(nkw + 1, sizeof *lens);
-    unsigned *flags = calloc(nkw + nre + 1, sizeof *flags);
-    unsigned *ids = calloc(nkw + nre + 1, sizeof *ids);
-    e->kw_ids = calloc(nkw + 1, sizeof *e->kw_ids);
-    e->re_ids = calloc(nre + 1, sizeof *e->re_ids);
+    const char **exprs = calloc(n + 1, sizeof *exprs);
+    char **owned = calloc(n + 1, sizeof *owned);
+    unsigned *flags = calloc(n + 1, sizeof *flags);
+    unsigned *ids = calloc(n + 1, sizeof *ids);
+    e->db_ids = calloc(n + 1, sizeof *e->db_ids);
+    e->gated = calloc(ng + 1, sizeof *e->gated);
     int rc = -1;
     hs_compile_error_t *ce = NULL;
-    if (!exprs || !lens || !flags || !ids || !e->kw_ids || !e->re_ids) goto out;
+    if (!exprs || !owned || !flags || !ids || !e->db_ids || !e->gated) goto out;
     size_t k = 0;
     for (size_t i = 0; i < e->nrules; i++) {
         rule_t *r = &e->rules[i];
-        if (!r->re || !r->enabled || !uses_keywords(r)) continue;
+        if (!r->re || !r->enabled) continue;
         if (rule_width(r, err, errlen) < 0) goto out;
-        for (size_t j = 0; j < r->nkeywords; j++) {
-            exprs[k] = r->keywords[j];
-            lens[k] = strlen(r->keywords[j]);
-            if (lens[k] == 0) {
-                snprintf(err, errlen, "%s:%zu: rule '%s': empty keyword", r->file, r->line, r->id);
+        if (is_gated(r)) {
+            e->gated[e->ngated++] = (int)i;
+            if (r->digits && (!e->gate.min_digits || r->digits < e->gate.min_digits))
+                e->gate.min_digits = r->digits;
+            if (r->anchor >= 0 && gate_add_anchor(&e->gate, (unsigned char)r->anchor) < 0) {
+                snprintf(err, errlen, "%s:%zu: rule '%s': more than %d distinct anchor bytes",
+                         r->file, r->line, r->id, GATE_MAX_ANCHORS);
                 goto out;
             }
-            flags[k] = HS_FLAG_CASELESS;
+        } else if (uses_keywords(r)) {
+            for (size_t j = 0; j < r->nkeywords; j++) {
+                if (!r->keywords[j][0]) {
+                    snprintf(err, errlen, "%s:%zu: rule '%s': empty keyword", r->file, r->line,
+                             r->id);
+                    goto out;
+                }
+                if (!(owned[k] = literal_expr(r->keywords[j]))) goto out;
+                exprs[k] = owned[k];
+                flags[k] = HS_FLAG_CASELESS;
+                ids[k] = (unsigned)k;
+                e->db_ids[k++] = (unsigned)i;
+            }
+        } else {
+            /* an explicit prefilter is matched exactly (cheap, few candidates);
+             * otherwise the rule's own regex in prefilter mode */
+            exprs[k] = r->prefilter ? r->prefilter : r->regex;
+            flags[k] = r->prefilter ? 0 : HS_FLAG_PREFILTER;
             ids[k] = (unsigned)k;
-            e->kw_ids[k] = (unsigned)i;
-            k++;
+            e->db_ids[k++] = (unsigned)i;
         }
     }
-    if (nkw && hs_compile_lit_multi(exprs, flags, ids, lens, (unsigned)nkw, HS_MODE_BLOCK, NULL,
-                                    &e->db_kw, &ce) != HS_SUCCESS) {
-        snprintf(err, errlen, "keywords: Vectorscan: %s", ce ? ce->message : "compile failed");
-        hs_free_compile_error(ce);
-        goto out;
-    }
-    e->nkw = nkw;
-    k = 0;
-    for (size_t i = 0; i < e->nrules; i++) {
-        rule_t *r = &e->rules[i];
-        if (!r->re || !r->enabled || uses_keywords(r)) continue;
-        if (rule_width(r, err, errlen) < 0) goto out;
-        /* an explicit prefilter is matched exactly (cheap, few candidates);
-         * otherwise the rule's own regex in prefilter mode */
-        exprs[k] = r->prefilter ? r->prefilter : r->regex;
-        flags[k] = r->prefilter ? 0 : HS_FLAG_PREFILTER;
-        ids[k] = (unsigned)k;
-        e->re_ids[k] = (unsigned)i;
-        k++;
-    }
-    ce = NULL;
-    if (nre && hs_compile_multi(exprs, flags, ids, (unsigned)nre, HS_MODE_BLOCK, NULL, &e->db_re,
-                                &ce) != HS_SUCCESS) {
-        int bad = ce && ce->expression >= 0 ? (int)e->re_ids[ce->expression] : -1;
+    if (k && hs_compile_multi(exprs, flags, ids, (unsigned)k, HS_MODE_BLOCK, NULL, &e->db, &ce) !=
+                 HS_SUCCESS) {
+        int bad = ce && ce->expression >= 0 ? (int)e->db_ids[ce->expression] : -1;
         const rule_t *br = bad >= 0 ? &e->rules[bad] : NULL;
         snprintf(err, errlen, "%s:%zu: rule '%s': Vectorscan: %s", br && br->file ? br->file : "?",
                  br ? br->line : 0, br ? br->id : "?", ce ? ce->message : "compile failed");
         hs_free_compile_error(ce);
         goto out;
     }
-    e->nre = nre;
+    e->ndb = k;
     rc = 0;
 out:
+    for (size_t i = 0; owned && i < n; i++)
+        free(owned[i]);
+    free(owned);
     free(exprs);
-    free(lens);
     free(flags);
     free(ids);
     if (rc < 0) engine_drop_dbs(e);
@@ -592,8 +679,7 @@ inspect_scratch_t *inspect_scratch_new(const inspect_engine_t *e)
     s->touched = calloc(e->nrules ? e->nrules : 1, sizeof *s->touched);
     s->md = pcre2_match_data_create(32, NULL);
     if (!s->win || !s->touched || !s->md ||
-        (e->db_kw && hs_alloc_scratch(e->db_kw, &s->hs) != HS_SUCCESS) ||
-        (e->db_re && hs_alloc_scratch(e->db_re, &s->hs) != HS_SUCCESS)) {
+        (e->db && hs_alloc_scratch(e->db, &s->hs) != HS_SUCCESS)) {
         inspect_scratch_free(s);
         return NULL;
     }
@@ -617,35 +703,13 @@ void inspect_scratch_free(inspect_scratch_t *s)
 /* ------------------------------------------------------------------ */
 /* scanning                                                             */
 
-static int add_candidate(inspect_scratch_t *s, int ri, unsigned long long to);
-
-static int on_keyword(unsigned id, unsigned long long from, unsigned long long to, unsigned flags,
-                      void *ctx)
+/* Open (or extend) the window [start, end) of a rule.  Windows of one rule
+ * arrive in increasing start order (Vectorscan reports in end-offset order
+ * and a rule's width is fixed; the gate reports in position order), and
+ * each rule is fed by one source only, so merging with the rule's last
+ * window is enough. */
+static int add_window(inspect_scratch_t *s, int ri, size_t start, size_t end)
 {
-    (void)from;
-    (void)flags;
-    inspect_scratch_t *s = ctx;
-    return add_candidate(s, (int)s->e->kw_ids[id], to);
-}
-
-static int on_candidate(unsigned id, unsigned long long from, unsigned long long to, unsigned flags,
-                        void *ctx)
-{
-    (void)from;
-    (void)flags;
-    inspect_scratch_t *s = ctx;
-    return add_candidate(s, (int)s->e->re_ids[id], to);
-}
-
-/* Open (or extend) a window around a candidate end offset.  Within one
- * database pass candidates arrive in end-offset order, and the keyword and
- * regex passes touch disjoint rules, so merging with the last window of the
- * rule is enough. */
-static int add_candidate(inspect_scratch_t *s, int ri, unsigned long long to)
-{
-    const rule_t *r = &s->e->rules[ri];
-    size_t start = to > r->width ? (size_t)to - r->width : 0;
-    size_t end = (size_t)to + r->width;
     if (end > s->len) end = s->len;
     rule_windows_t *w = &s->win[ri];
     if (w->n > 0 && start <= w->v[w->n - 1].end) {
@@ -664,6 +728,52 @@ static int add_candidate(inspect_scratch_t *s, int ri, unsigned long long to)
     }
     if (w->n == 0) s->touched[s->ntouched++] = ri;
     w->v[w->n++] = (window_t){start, end};
+    return 0;
+}
+
+static int on_candidate(unsigned id, unsigned long long from, unsigned long long to, unsigned flags,
+                        void *ctx)
+{
+    (void)from;
+    (void)flags;
+    inspect_scratch_t *s = ctx;
+    int ri = (int)s->e->db_ids[id];
+    size_t w = s->e->rules[ri].width;
+    return add_window(s, ri, to > w ? (size_t)to - w : 0, (size_t)to + w);
+}
+
+static int on_phrase(size_t start, size_t end, unsigned digits, void *ctx)
+{
+    inspect_scratch_t *s = ctx;
+    const inspect_engine_t *e = s->e;
+    for (size_t i = 0; i < e->ngated; i++) {
+        const rule_t *r = &e->rules[e->gated[i]];
+        if (!r->digits || digits < r->digits) continue;
+        if (add_window(s, e->gated[i], start > r->width ? start - r->width : 0, end + r->width))
+            return 1;
+    }
+    return 0;
+}
+
+static int on_anchor(size_t pos, void *ctx)
+{
+    inspect_scratch_t *s = ctx;
+    const inspect_engine_t *e = s->e;
+    unsigned char c = (unsigned char)s->data[pos];
+    unsigned char prev = pos > 0 ? (unsigned char)s->data[pos - 1] : 0;
+    unsigned char next = pos + 1 < s->len ? (unsigned char)s->data[pos + 1] : 0;
+    for (size_t i = 0; i < e->ngated; i++) {
+        const rule_t *r = &e->rules[e->gated[i]];
+        if (r->anchor != c || !(r->anchor_ctx[prev] & 1) || !(r->anchor_ctx[next] & 2)) continue;
+        /* a match starts in the run of anchor_before bytes that ends at the
+         * anchor, or on the one byte of context before that run */
+        size_t start = pos;
+        while (start > 0 && pos - start < r->width &&
+               (r->anchor_ctx[(unsigned char)s->data[start - 1]] & 1))
+            start--;
+        if (start > 0) start--;
+        if (add_window(s, e->gated[i], start, pos + 1 + r->width)) return 1;
+    }
     return 0;
 }
 
@@ -766,6 +876,34 @@ static void fill_finding(const inspect_engine_t *e, inspect_finding_t *f, int ru
     snprintf(f->preview + p, sizeof f->preview - p, "...(%zu)", n);
 }
 
+/* Move the line cursor from *scanned to `to`: count the newlines in
+ * between in one vectorisable pass (a memchr per line would cost more than
+ * the scan itself on large inputs with few findings). */
+static void advance_lines(const char *data, size_t *scanned, size_t to, uint32_t *line,
+                          size_t *line_start)
+{
+    if (to <= *scanned) return;
+    const unsigned char *u = (const unsigned char *)data;
+    size_t n = 0, i = *scanned;
+    /* eight bytes at a time: a byte of w is 0x80 exactly where v has '\n' */
+    const uint64_t lo7 = 0x7f7f7f7f7f7f7f7fULL, nls = 0x0a0a0a0a0a0a0a0aULL;
+    for (; i + 8 <= to; i += 8) {
+        uint64_t v;
+        memcpy(&v, u + i, 8);
+        v ^= nls;
+        uint64_t w = ~(((v & lo7) + lo7) | v | lo7);
+        n += (size_t)(((w >> 7) * 0x0101010101010101ULL) >> 56); /* bytes set */
+    }
+    for (; i < to; i++)
+        n += u[i] == '\n';
+    if (n) {
+        const char *nl = memrchr(data + *scanned, '\n', to - *scanned);
+        *line_start = (size_t)(nl - data) + 1;
+        *line += (uint32_t)n;
+    }
+    *scanned = to;
+}
+
 int inspect_scan_text(const inspect_engine_t *e, inspect_scratch_t *s, const char *data, size_t len,
                       inspect_cb cb, void *ctx)
 {
@@ -773,14 +911,12 @@ int inspect_scan_text(const inspect_engine_t *e, inspect_scratch_t *s, const cha
     s->ntouched = 0;
     s->oom = false;
     s->len = len;
-    if (e->db_kw && len > 0) {
-        hs_error_t hr = hs_scan(e->db_kw, data, (unsigned)len, 0, s->hs, on_keyword, s);
+    s->data = data;
+    if (e->db && len > 0) {
+        hs_error_t hr = hs_scan(e->db, data, (unsigned)len, 0, s->hs, on_candidate, s);
         if (hr != HS_SUCCESS && hr != HS_SCAN_TERMINATED) return -1;
     }
-    if (e->db_re && len > 0) {
-        hs_error_t hr = hs_scan(e->db_re, data, (unsigned)len, 0, s->hs, on_candidate, s);
-        if (hr != HS_SUCCESS && hr != HS_SCAN_TERMINATED) return -1;
-    }
+    if (e->ngated && len > 0) gate_scan(&e->gate, data, len, on_phrase, on_anchor, s);
     for (size_t i = 0; i < s->ntouched; i++)
         exact_rule(s, s->touched[i], data);
     if (s->oom) return -1;
@@ -791,16 +927,7 @@ int inspect_scan_text(const inspect_engine_t *e, inspect_scratch_t *s, const cha
         raw_finding_t *r = &s->found[i];
         if (i > 0 && r->rule == s->found[i - 1].rule && r->start == s->found[i - 1].start)
             continue; /* same rule, same place */
-        while (scanned < r->start) {
-            const char *nl = memchr(data + scanned, '\n', r->start - scanned);
-            if (!nl) {
-                scanned = r->start;
-                break;
-            }
-            line++;
-            scanned = (size_t)(nl - data) + 1;
-            line_start = scanned;
-        }
+        advance_lines(data, &scanned, r->start, &line, &line_start);
         inspect_finding_t f;
         memset(&f, 0, sizeof f);
         fill_finding(e, &f, r->rule, data + r->start, r->end - r->start);
@@ -1068,16 +1195,7 @@ int inspect_scan_json(const inspect_engine_t *e, inspect_scratch_t *s, const cha
     for (size_t i = 0; i < j.n && rc == 0; i++) {
         inspect_finding_t *f = &j.out[i];
         if (i > 0 && f->rule == j.out[i - 1].rule && f->start == j.out[i - 1].start) continue;
-        while (scanned < f->start) {
-            const char *nl = memchr(data + scanned, '\n', f->start - scanned);
-            if (!nl) {
-                scanned = f->start;
-                break;
-            }
-            line++;
-            scanned = (size_t)(nl - data) + 1;
-            line_start = scanned;
-        }
+        advance_lines(data, &scanned, f->start, &line, &line_start);
         f->line = line;
         f->column = (uint32_t)(f->start - line_start) + 1;
         rc = cb(f, ctx);

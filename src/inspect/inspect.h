@@ -2,9 +2,10 @@
  * inspect — the secret / PII / restricted-path detection engine.
  *
  * Rules (YAML files in rules/, see doc/rules.md) are compiled once into an immutable
- * inspect_engine_t: every regex rule goes into one Vectorscan database in
- * prefilter mode (a superset of the true matches, found in one pass), and
- * only the windows around candidates are matched exactly with PCRE2 (JIT),
+ * inspect_engine_t: keywords, prefilters and prefilter-mode regexes go into
+ * one Vectorscan database, numeric and anchored rules into one vector pass
+ * (gate.h) — together a superset of the true matches, found in two passes —
+ * and only the windows around candidates are matched exactly with PCRE2 (JIT),
  * then filtered by validator, entropy, allowlist and the shared noise
  * filters (placeholders, documentation examples, hashes, UUIDs).
  *
