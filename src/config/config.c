@@ -1554,6 +1554,452 @@ static void config_cross_checks(config_ctx_t *c)
 }
 
 /* ------------------------------------------------------------------------ */
+/* inspect: rules, enable/disable, actions                                   */
+
+/* Inline rules reach the engine as YAML text, so there is one rule parser:
+ * each entry of inspect.rules is emitted back (libyaml's emitter) as a
+ * one-rule list and handed to inspect_engine_load_with() as a blob named
+ * "inspect.rules#N"; an engine error naming that blob is reported at the
+ * entry's line. */
+
+#define CONFIG_BLOB_NAME 32
+#define CONFIG_MAX_RULES_FILES 64
+
+typedef struct config_yout {
+    char *buf;
+    size_t len, cap;
+    bool overflow;
+} config_yout_t;
+
+static int config_yout_write(void *data, unsigned char *buffer, size_t size)
+{
+    config_yout_t *o = data;
+    if (o->len + size + 1 > CONFIG_MAX_FILE * 2u) {
+        o->overflow = true;
+        return 0;
+    }
+    void *np = config_grow(o->buf, &o->cap, o->len + size + 1, 1);
+    if (!np) {
+        o->overflow = true;
+        return 0;
+    }
+    o->buf = np;
+    memcpy(o->buf + o->len, buffer, size);
+    o->len += size;
+    o->buf[o->len] = '\0';
+    return 1;
+}
+
+/* Emit node i and everything under it; depth is bounded by the tree
+ * (CONFIG_MAX_DEPTH), so the recursion is too.  0 ok, -1 emitter error. */
+static int config_emit_node(yaml_emitter_t *em, const config_ctx_t *c, uint32_t i)
+{
+    yaml_event_t ev;
+    const config_node_t *n = config_node(c, i);
+    switch (n->kind) {
+    case CONFIG_N_SCALAR:
+        /* plain stays plain (so `true` / `3.0` resolve as written), quoted
+         * stays a string */
+        if (!yaml_scalar_event_initialize(
+                &ev, NULL, NULL, (yaml_char_t *)(c->strs + n->str), (int)n->len, n->plain,
+                !n->plain, n->plain ? YAML_PLAIN_SCALAR_STYLE : YAML_ANY_SCALAR_STYLE))
+            return -1;
+        return yaml_emitter_emit(em, &ev) ? 0 : -1;
+    case CONFIG_N_SEQ:
+    case CONFIG_N_MAP: {
+        bool map = n->kind == CONFIG_N_MAP;
+        int ok =
+            map ? yaml_mapping_start_event_initialize(&ev, NULL, NULL, 1, YAML_BLOCK_MAPPING_STYLE)
+                : yaml_sequence_start_event_initialize(&ev, NULL, NULL, 1,
+                                                       YAML_BLOCK_SEQUENCE_STYLE);
+        if (!ok || !yaml_emitter_emit(em, &ev)) return -1;
+        for (uint32_t it = n->first; it != CONFIG_NONE; it = config_node(c, it)->next)
+            if (config_emit_node(em, c, it) < 0) return -1;
+        ok = map ? yaml_mapping_end_event_initialize(&ev) : yaml_sequence_end_event_initialize(&ev);
+        return ok && yaml_emitter_emit(em, &ev) ? 0 : -1;
+    }
+    default:
+        return -1; /* an alias, already reported */
+    }
+}
+
+/* Does the subtree at i hold an alias (already reported)? */
+static bool config_has_bad(const config_ctx_t *c, uint32_t i)
+{
+    const config_node_t *n = config_node(c, i);
+    if (n->kind == CONFIG_N_BAD) return true;
+    if (n->kind != CONFIG_N_SEQ && n->kind != CONFIG_N_MAP) return false;
+    for (uint32_t it = n->first; it != CONFIG_NONE; it = config_node(c, it)->next)
+        if (config_has_bad(c, it)) return true;
+    return false;
+}
+
+/* Duplicate keys in the inline rule at `rule` (the rule parser would keep
+ * one of them silently): reported as everywhere else in the file.  true if
+ * there is one. */
+static bool config_rule_dup_keys(config_ctx_t *c, uint32_t rule, size_t idx)
+{
+    char label[CONFIG_LABEL_BUF], eb[CONFIG_ECHO_BUF];
+    size_t idlen = 0;
+    const char *peek = config_peek(c, rule, "id", &idlen);
+    bool dup = false;
+    config_label("inspect rule", peek, idlen, idx, label, sizeof label);
+    for (uint32_t k = config_node(c, rule)->first; k != CONFIG_NONE;) {
+        uint32_t v = config_node(c, k)->next;
+        const config_node_t *kn = config_node(c, k);
+        for (uint32_t p = config_node(c, rule)->first; p != k && kn->kind == CONFIG_N_SCALAR;
+             p = config_node(c, config_node(c, p)->next)->next) {
+            const config_node_t *pn = config_node(c, p);
+            if (pn->kind == CONFIG_N_SCALAR && pn->len == kn->len &&
+                !memcmp(config_text(c, p), config_text(c, k), kn->len)) {
+                config_err(c, kn->line, "duplicate key '%s' in %s (first at line %d)",
+                           config_echo_node(c, k, eb, sizeof eb), label, pn->line);
+                dup = true;
+                break;
+            }
+        }
+        if (v == CONFIG_NONE) break;
+        k = config_node(c, v)->next;
+    }
+    return dup;
+}
+
+/* The rule mapping at `rule` as YAML text of a one-rule list (malloc'ed,
+ * NUL-terminated), or NULL (out of memory / too large). */
+static char *config_emit_rule(config_ctx_t *c, uint32_t rule, size_t *len)
+{
+    yaml_emitter_t em;
+    yaml_event_t ev;
+    config_yout_t o = {0};
+    char *res = NULL;
+
+    if (!yaml_emitter_initialize(&em)) {
+        c->oom = true;
+        return NULL;
+    }
+    yaml_emitter_set_output(&em, config_yout_write, &o);
+    yaml_emitter_set_unicode(&em, 1);
+    yaml_emitter_set_width(&em, -1);
+    if (!yaml_stream_start_event_initialize(&ev, YAML_UTF8_ENCODING) ||
+        !yaml_emitter_emit(&em, &ev))
+        goto out;
+    if (!yaml_document_start_event_initialize(&ev, NULL, NULL, NULL, 1) ||
+        !yaml_emitter_emit(&em, &ev))
+        goto out;
+    if (!yaml_sequence_start_event_initialize(&ev, NULL, NULL, 1, YAML_BLOCK_SEQUENCE_STYLE) ||
+        !yaml_emitter_emit(&em, &ev))
+        goto out;
+    if (config_emit_node(&em, c, rule) < 0) goto out;
+    if (!yaml_sequence_end_event_initialize(&ev) || !yaml_emitter_emit(&em, &ev)) goto out;
+    if (!yaml_document_end_event_initialize(&ev, 1) || !yaml_emitter_emit(&em, &ev)) goto out;
+    if (!yaml_stream_end_event_initialize(&ev) || !yaml_emitter_emit(&em, &ev)) goto out;
+    if (!yaml_emitter_flush(&em) || o.overflow || !o.buf) goto out;
+    res = o.buf;
+    *len = o.len;
+    o.buf = NULL;
+out:
+    if (!res) c->oom = true;
+    free(o.buf);
+    yaml_emitter_delete(&em);
+    return res;
+}
+
+static int config_parse_action(const char *s, inspect_action_t *out)
+{
+    if (!strcmp(s, "block"))
+        *out = INSPECT_BLOCK;
+    else if (!strcmp(s, "redact"))
+        *out = INSPECT_REDACT;
+    else if (!strcmp(s, "alert"))
+        *out = INSPECT_ALERT;
+    else
+        return -1;
+    return 0;
+}
+
+/* Index of the rule `id` in the engine, or -1. */
+static int config_rule_index(const inspect_engine_t *e, const char *id)
+{
+    size_t n = inspect_rule_count(e);
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(inspect_rule_id(e, (int)i), id)) return (int)i;
+    return -1;
+}
+
+/* inspect.actions: {secret|pii|path: block|redact|alert} */
+static void config_inspect_actions(config_ctx_t *c, uint32_t v)
+{
+    static const char *const keys[] = {"secret", "pii", "path"};
+    config_inspect_t *in = &c->cfg->inspect;
+    uint32_t k[3];
+    char eb[CONFIG_ECHO_BUF], what[CONFIG_WHAT_BUF];
+    if (!config_want_map(c, v, "inspect.actions")) return;
+    config_map_keys(c, v, keys, 3, k, "in inspect.actions (categories are secret, pii, path)");
+    for (size_t i = 0; i < 3; i++) {
+        if (k[i] == CONFIG_NONE) continue;
+        uint32_t n = config_val(c, k[i]);
+        snprintf(what, sizeof what, "inspect.actions.%s", keys[i]);
+        const char *s = config_want_str(c, n, what, "an action");
+        if (!s) continue;
+        if (config_parse_action(s, &in->category_action[i]) < 0) {
+            config_err(c, config_node(c, n)->line,
+                       "%s must be 'block', 'redact' or 'alert', not '%s'", what,
+                       config_echo_node(c, n, eb, sizeof eb));
+            continue;
+        }
+        in->category_set[i] = true;
+    }
+}
+
+/* Check an enable/disable list against the engine, then apply it. */
+static void config_inspect_switch(config_ctx_t *c, uint32_t v, const char *what, bool on,
+                                  uint32_t other)
+{
+    inspect_engine_t *e = c->cfg->inspect.engine;
+    char eb[CONFIG_ECHO_BUF];
+    if (!config_want_seq(c, v, what)) return;
+    for (uint32_t it = config_node(c, v)->first; it != CONFIG_NONE; it = config_node(c, it)->next) {
+        const char *s = config_want_item(c, it, what);
+        int line = config_node(c, it)->line;
+        if (!s || !e) continue;
+        if (config_rule_index(e, s) < 0) {
+            config_err(c, line, "%s: unknown rule id '%s'", what,
+                       config_echo_node(c, it, eb, sizeof eb));
+            continue;
+        }
+        /* the same id in enable and disable: say so once, at the later line */
+        bool both = false;
+        if (other != CONFIG_NONE && config_node(c, other)->kind == CONFIG_N_SEQ)
+            for (uint32_t o = config_node(c, other)->first; o != CONFIG_NONE && !both;
+                 o = config_node(c, o)->next)
+                both = config_node(c, o)->kind == CONFIG_N_SCALAR &&
+                       !strcmp(config_text(c, o), s) && o < it; /* nodes in document order */
+        if (both) {
+            config_err(c, line, "rule '%s' is both in inspect.enable and inspect.disable",
+                       config_echo_node(c, it, eb, sizeof eb));
+            continue;
+        }
+        if (inspect_rule_enable(e, s, on) < 0)
+            config_err(c, line, "%s: '%s': the rules do not compile with this change", what,
+                       config_echo_node(c, it, eb, sizeof eb));
+    }
+}
+
+/* inspect.rule_actions: {rule-id: action}, resolved into rule_action[]. */
+static void config_inspect_rule_actions(config_ctx_t *c, uint32_t v)
+{
+    config_inspect_t *in = &c->cfg->inspect;
+    char eb[CONFIG_ECHO_BUF], what[CONFIG_WHAT_BUF];
+    if (!config_want_map(c, v, "inspect.rule_actions")) return;
+    if (config_node(c, v)->kind != CONFIG_N_MAP) return;
+    for (uint32_t key = config_node(c, v)->first; key != CONFIG_NONE;) {
+        uint32_t val = config_node(c, key)->next;
+        if (val == CONFIG_NONE) break;
+        const char *id = config_want_str(c, key, "inspect.rule_actions: a rule id", "a string");
+        if (id) {
+            snprintf(what, sizeof what, "inspect.rule_actions.%s",
+                     config_echo_node(c, key, eb, sizeof eb));
+            const char *s = config_want_str(c, val, what, "an action");
+            inspect_action_t a = INSPECT_ALERT;
+            int ri = in->engine ? config_rule_index(in->engine, id) : -1;
+            if (in->engine && ri < 0)
+                config_err(c, config_node(c, key)->line,
+                           "inspect.rule_actions: unknown rule id '%s'",
+                           config_echo_node(c, key, eb, sizeof eb));
+            if (s && config_parse_action(s, &a) < 0)
+                config_err(c, config_node(c, val)->line,
+                           "%s must be 'block', 'redact' or 'alert', not '%s'", what,
+                           config_echo_node(c, val, eb, sizeof eb));
+            else if (s && ri >= 0 && (size_t)ri < in->nrules && in->rule_action)
+                in->rule_action[ri] = (int8_t)a;
+        }
+        key = config_node(c, val)->next;
+    }
+}
+
+/* Compile the engine: built-in rules, inline rules (as blobs), rules files. */
+static void config_inspect_engine(config_ctx_t *c, uint32_t rules, uint32_t files)
+{
+    config_inspect_t *in = &c->cfg->inspect;
+    size_t nbuiltin = 0, ninline = 0;
+    inspect_rules_blob_t *blobs = NULL;
+    char(*names)[CONFIG_BLOB_NAME] = NULL;
+    int *lines = NULL;
+    bool usable = true;
+
+    while (inspect_builtin_rules[nbuiltin].name)
+        nbuiltin++;
+    if (rules != CONFIG_NONE && config_want_seq(c, rules, "inspect.rules"))
+        ninline = config_node(c, rules)->kind == CONFIG_N_SEQ ? config_node(c, rules)->n : 0;
+    else if (rules != CONFIG_NONE)
+        usable = false;
+    blobs = calloc(nbuiltin + ninline + 1, sizeof *blobs);
+    names = calloc(ninline + 1, sizeof *names);
+    lines = calloc(ninline + 1, sizeof *lines);
+    if (!blobs || !names || !lines) {
+        c->oom = true;
+        goto out;
+    }
+    memcpy(blobs, inspect_builtin_rules, nbuiltin * sizeof *blobs);
+    size_t nb = nbuiltin, idx = 0;
+    for (uint32_t it = ninline ? config_node(c, rules)->first : CONFIG_NONE; it != CONFIG_NONE;
+         it = config_node(c, it)->next, idx++) {
+        const config_node_t *n = config_node(c, it);
+        if (n->kind != CONFIG_N_MAP) {
+            if (n->kind != CONFIG_N_BAD)
+                config_err(c, n->line,
+                           "inspect.rules: entries must be rules (a mapping with id, category, "
+                           "regex or globs...), not a %s",
+                           config_kind_name(c, it));
+            usable = false;
+            continue;
+        }
+        if (config_has_bad(c, it) || config_rule_dup_keys(c, it, idx)) {
+            usable = false;
+            continue;
+        }
+        size_t len = 0;
+        char *text = config_emit_rule(c, it, &len);
+        if (!text) goto out;
+        snprintf(names[idx], sizeof names[idx], "inspect.rules#%zu", idx + 1);
+        lines[idx] = n->line;
+        blobs[nb++] = (inspect_rules_blob_t){.name = names[idx], .data = text, .len = len};
+    }
+    in->ninline = ninline;
+    if (files != CONFIG_NONE && !config_want_seq(c, files, "inspect.rules_files")) usable = false;
+    if (!usable) goto out;
+
+    char err[1024] = "";
+    if (inspect_engine_load_with(blobs, (const char *const *)in->rules_files, &in->engine, err,
+                                 sizeof err) < 0) {
+        in->engine = NULL;
+        err[sizeof err - 1] = '\0';
+        /* which source: an inline rule ("inspect.rules#N:L: ..."), a rules
+         * file ("PATH:L: ...") or neither */
+        for (size_t i = 0; i < ninline; i++) {
+            size_t nl = strlen(names[i]);
+            if (names[i][0] && !strncmp(err, names[i], nl) && err[nl] == ':') {
+                const char *body = strchr(err + nl + 1, ':');
+                body = body && body[1] == ' ' ? body + 2 : err + nl + 1;
+                config_err(c, lines[i], "inspect.rules: %s", body);
+                goto out;
+            }
+        }
+        uint32_t it = files != CONFIG_NONE && config_node(c, files)->kind == CONFIG_N_SEQ
+                          ? config_node(c, files)->first
+                          : CONFIG_NONE;
+        for (size_t fi = 0; it != CONFIG_NONE && fi < in->nrules_files;
+             it = config_node(c, it)->next, fi++) {
+            const char *fp = in->rules_files[fi]; /* as resolved */
+            size_t fl = strlen(fp);
+            if (!strncmp(err, fp, fl) && err[fl] == ':') {
+                config_err(c, config_node(c, it)->line, "inspect.rules_files: %s", err);
+                goto out;
+            }
+        }
+        config_err(c,
+                   rules != CONFIG_NONE   ? config_node(c, rules)->line
+                   : files != CONFIG_NONE ? config_node(c, files)->line
+                                          : 1,
+                   "inspect: the rules do not compile: %s", err);
+        goto out;
+    }
+    in->nrules = inspect_rule_count(in->engine);
+    in->rule_action = calloc(in->nrules ? in->nrules : 1, sizeof *in->rule_action);
+    if (!in->rule_action)
+        c->oom = true;
+    else
+        memset(in->rule_action, -1, in->nrules ? in->nrules : 1);
+out:
+    for (size_t i = nbuiltin; blobs && i < nbuiltin + ninline; i++)
+        free((void *)blobs[i].data);
+    free(blobs);
+    free(names);
+    free(lines);
+}
+
+enum {
+    CONFIG_I_FILES,
+    CONFIG_I_RULES,
+    CONFIG_I_DISABLE,
+    CONFIG_I_ENABLE,
+    CONFIG_I_ACTIONS,
+    CONFIG_I_RULE_ACTIONS,
+    CONFIG_I_NKEYS
+};
+static const char *const config_inspect_keys[CONFIG_I_NKEYS] = {
+    "rules_files", "rules", "disable", "enable", "actions", "rule_actions"};
+
+static void config_inspect(config_ctx_t *c, uint32_t v)
+{
+    config_inspect_t *in = &c->cfg->inspect;
+    uint32_t k[CONFIG_I_NKEYS];
+    if (!config_want_map(c, v, "inspect")) return;
+    config_map_keys(c, v, config_inspect_keys, CONFIG_I_NKEYS, k, "in inspect");
+
+    uint32_t files = config_val(c, k[CONFIG_I_FILES]);
+    if (files != CONFIG_NONE && config_node(c, files)->kind == CONFIG_N_SEQ) {
+        size_t n = config_node(c, files)->n;
+        if (n > CONFIG_MAX_RULES_FILES) {
+            config_err(c, config_node(c, files)->line,
+                       "inspect.rules_files: too many files (at most %d)", CONFIG_MAX_RULES_FILES);
+            return;
+        }
+        in->rules_files = calloc(n + 1, sizeof *in->rules_files);
+        if (!in->rules_files) {
+            c->oom = true;
+            return;
+        }
+        for (uint32_t it = config_node(c, files)->first; it != CONFIG_NONE;
+             it = config_node(c, it)->next) {
+            const char *s = config_want_item(c, it, "inspect.rules_files");
+            if (!s) continue;
+            /* relative to the directory of the config file */
+            const char *slash = c->cfg->path ? strrchr(c->cfg->path, '/') : NULL;
+            if (s[0] != '/' && slash) {
+                size_t dl = (size_t)(slash - c->cfg->path) + 1, sl = strlen(s);
+                char *full = malloc(dl + sl + 1);
+                if (!full) {
+                    c->oom = true;
+                    return;
+                }
+                memcpy(full, c->cfg->path, dl);
+                memcpy(full + dl, s, sl + 1);
+                in->rules_files[in->nrules_files] = full;
+            } else if (!(in->rules_files[in->nrules_files] = config_strdup(c, s))) {
+                return;
+            }
+            in->nrules_files++;
+        }
+        if (in->nrules_files != n) return; /* a bad entry, reported */
+    }
+    if (c->oom) return;
+    config_inspect_engine(c, config_val(c, k[CONFIG_I_RULES]), files);
+    if (k[CONFIG_I_ACTIONS] != CONFIG_NONE)
+        config_inspect_actions(c, config_val(c, k[CONFIG_I_ACTIONS]));
+    if (k[CONFIG_I_ENABLE] != CONFIG_NONE)
+        config_inspect_switch(c, config_val(c, k[CONFIG_I_ENABLE]), "inspect.enable", true,
+                              config_val(c, k[CONFIG_I_DISABLE]));
+    if (k[CONFIG_I_DISABLE] != CONFIG_NONE)
+        config_inspect_switch(c, config_val(c, k[CONFIG_I_DISABLE]), "inspect.disable", false,
+                              config_val(c, k[CONFIG_I_ENABLE]));
+    if (k[CONFIG_I_RULE_ACTIONS] != CONFIG_NONE)
+        config_inspect_rule_actions(c, config_val(c, k[CONFIG_I_RULE_ACTIONS]));
+}
+
+inspect_action_t config_inspect_action(const config_t *c, const inspect_finding_t *f)
+{
+    if (!c || !f) return f ? f->action : INSPECT_BLOCK;
+    const config_inspect_t *in = &c->inspect;
+    if (in->engine && in->rule_action && f->rule >= 0 && (size_t)f->rule < in->nrules &&
+        in->rule_action[f->rule] >= 0)
+        return (inspect_action_t)in->rule_action[f->rule];
+    if ((unsigned)f->category < 3 && in->category_set[f->category])
+        return in->category_action[f->category];
+    return f->action;
+}
+
+/* ------------------------------------------------------------------------ */
 /* Top level                                                                 */
 
 enum {
@@ -1567,11 +2013,12 @@ enum {
     CONFIG_T_DENY,
     CONFIG_T_WORKSPACES,
     CONFIG_T_POLICIES,
+    CONFIG_T_INSPECT,
     CONFIG_T_NKEYS
 };
 static const char *const config_top_keys[CONFIG_T_NKEYS] = {
-    "version",          "listeners",         "workers",      "audit",      "timeouts",
-    "max_header_bytes", "workspace_subnets", "deny_domains", "workspaces", "policies"};
+    "version",           "listeners",    "workers",    "audit",    "timeouts", "max_header_bytes",
+    "workspace_subnets", "deny_domains", "workspaces", "policies", "inspect"};
 
 static void config_defaults(config_ctx_t *c)
 {
@@ -1673,6 +2120,8 @@ static void config_build(config_ctx_t *c, uint32_t root)
         }
     }
     if (!c->oom) config_cross_checks(c);
+    if (!c->oom && k[CONFIG_T_INSPECT] != CONFIG_NONE)
+        config_inspect(c, config_val(c, k[CONFIG_T_INSPECT]));
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1712,6 +2161,9 @@ static void config_free(config_t *cfg)
         cidrset_free(&pol->allow_cidrs);
     }
     free(cfg->policies);
+    inspect_engine_free(cfg->inspect.engine);
+    free(cfg->inspect.rule_action);
+    config_free_strv(cfg->inspect.rules_files, cfg->inspect.nrules_files);
     free(cfg);
 }
 

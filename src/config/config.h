@@ -19,6 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "inspect/inspect.h"
 #include "net/ipaddr.h"
 #include "policy/domain.h"
 
@@ -74,6 +75,28 @@ typedef struct config_workspace {
     int line;
 } config_workspace_t;
 
+/* The `inspect:` section: the inspection engine and what to do with its
+ * findings.  When the file has an inspect section, `engine` is compiled at
+ * load (built-in rules, then the inline `rules`, then `rules_files`; a later
+ * rule with the same id replaces an earlier one; then enable/disable), so a
+ * bad rule is a config error with its line, and the config owns and frees
+ * it.  Without an inspect section `engine` is NULL (a config load stays
+ * cheap: compiling costs ~0.2 s) and the built-in rules with their own
+ * actions apply.  The action of a finding is, in this order, rule_actions
+ * (by id), actions (by category), the rule's own `action` or its
+ * category's built-in default: see config_inspect_action(). */
+typedef struct config_inspect {
+    inspect_engine_t *engine; /* NULL when the file has no inspect section */
+    int8_t *rule_action;      /* nrules entries, indexed like findings' rule: an
+                                 inspect_action_t from rule_actions, or -1 */
+    size_t nrules;
+    char **rules_files; /* NULL-terminated, as written */
+    size_t nrules_files;
+    bool category_set[3];                /* actions: given for this category */
+    inspect_action_t category_action[3]; /* indexed by inspect_category_t */
+    size_t ninline;                      /* inline rules given */
+} config_inspect_t;
+
 typedef struct config {
     atomic_int refs;
     char *path;             /* file it was loaded from */
@@ -98,6 +121,7 @@ typedef struct config {
     size_t nworkspaces;
     config_policy_t *policies;
     size_t npolicies;
+    config_inspect_t inspect;
 } config_t;
 
 /* Error list filled by config_load: each message is "FILE:LINE: text". */
@@ -124,5 +148,11 @@ int config_parse_duration_ms(const char *s, uint64_t *out);
 int config_parse_size(const char *s, uint64_t *out);
 
 bool port_set_has(const port_set_t *s, uint16_t port);
+
+/* The action the config assigns to a finding of c->inspect.engine: the
+ * finding's own action when c is NULL or has no engine; rule_actions apply
+ * only to a rule index of that engine (an index out of range still gets
+ * actions by its category, else its own action). */
+inspect_action_t config_inspect_action(const config_t *c, const inspect_finding_t *f);
 
 #endif

@@ -3,8 +3,10 @@
  * with the expected values, every error class yields an exact
  * "FILE:LINE: message", every error of a file is reported, the broken
  * configs under tests/configs/bad/ fail with the error and line their first
- * lines announce, the duration/size parsers handle the edge cases, and
- * reference counting frees once.  Run from the repository root.
+ * lines announce, the inspect section builds its engine (inline rules,
+ * rules_files, enable/disable) and resolves actions (rule_actions, then
+ * actions, then the rule's own), the duration/size parsers handle the edge
+ * cases, and reference counting frees once.  Run from the repository root.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -16,8 +18,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "config/config.h"
+#include "inspect/validate.h"
 
 #define BAD_DIR "tests/configs/bad"
 
@@ -692,6 +696,341 @@ static void test_file_errors(void **state)
     assert_null(config_load_buffer("x", NULL, 0, NULL));
 }
 
+/* ---- inspect: engine built from the config, actions, errors ---- */
+
+/* Test secrets, assembled at run time (this file is no secret source). */
+static void make_aws(char out[21])
+{
+    snprintf(out, 21, "%s%s%s", "AK", "IA", "R5TXQM2WHJ7BKZ3N");
+}
+
+static void make_ghp(char out[41])
+{
+    snprintf(out, 41, "%s%s", "gh", "p_Zq8Lm3Rt9Vx2Kp7Wn4Hs6Jd1Fg5Cb0");
+    validate_base62_6(validate_crc32(out, 34), out + 34);
+    out[40] = '\0';
+}
+
+#define MAXF 16
+typedef struct found {
+    inspect_finding_t f[MAXF];
+    int n;
+} found_t;
+
+static int collect(const inspect_finding_t *f, void *ctx)
+{
+    found_t *r = ctx;
+    if (r->n < MAXF) r->f[r->n] = *f;
+    r->n++;
+    return 0;
+}
+
+static found_t scan_with(const config_t *c, const char *text)
+{
+    found_t r;
+    memset(&r, 0, sizeof r);
+    inspect_scratch_t *s = inspect_scratch_new(c->inspect.engine);
+    assert_non_null(s);
+    assert_int_equal(inspect_scan_text(c->inspect.engine, s, text, strlen(text), collect, &r), 0);
+    inspect_scratch_free(s);
+    assert_true(r.n <= MAXF);
+    return r;
+}
+
+static const inspect_finding_t *finding(const found_t *r, const char *id)
+{
+    for (int i = 0; i < r->n; i++)
+        if (!strcmp(r->f[i].rule_id, id)) return &r->f[i];
+    return NULL;
+}
+
+static int rule_index(const inspect_engine_t *e, const char *id, int *count)
+{
+    int idx = -1;
+    *count = 0;
+    for (size_t i = 0; i < inspect_rule_count(e); i++)
+        if (!strcmp(inspect_rule_id(e, (int)i), id)) {
+            idx = (int)i;
+            (*count)++;
+        }
+    return idx;
+}
+
+/* Lines 10-24 after the 9 lines of V WS POL. */
+#define INSPECT_A                                                                                  \
+    "inspect:\n"                                                                                   \
+    "  rules:\n"                                                                                   \
+    "    - id: acme-deploy-token\n"                                                                \
+    "      description: ACME deploy token\n"                                                       \
+    "      category: secret\n"                                                                     \
+    "      regex: '\\b(acmetok_[A-Za-z0-9]{24})\\b'\n"                                             \
+    "      secret_group: 1\n"                                                                      \
+    "      keywords: [acmetok_]\n"                                                                 \
+    "      action: alert\n"                                                                        \
+    "      examples:\n"                                                                            \
+    "        positive: ['acmetok_Q7v2Lp9XkR4mZt8WcN3bHy6D']\n"                                     \
+    "        negative: ['acmetok_short']\n"                                                        \
+    "  disable: [aws-access-key-id]\n"                                                             \
+    "  actions: {secret: redact, pii: block}\n"                                                    \
+    "  rule_actions: {email-address: alert, acme-deploy-token: block}\n"
+
+static void test_inspect_absent(void **state)
+{
+    (void)state;
+    config_t *c = load_ok(V WS POL);
+    assert_null(c->inspect.engine);
+    assert_null(c->inspect.rule_action);
+    assert_int_equal(c->inspect.nrules, 0);
+    assert_int_equal(c->inspect.ninline, 0);
+    assert_int_equal(c->inspect.nrules_files, 0);
+    inspect_finding_t f;
+    memset(&f, 0, sizeof f);
+    for (int a = INSPECT_ALERT; a <= INSPECT_BLOCK; a++) {
+        f.action = (inspect_action_t)a;
+        f.category = INSPECT_PII;
+        assert_int_equal(config_inspect_action(c, &f), a);
+        assert_int_equal(config_inspect_action(NULL, &f), a);
+    }
+    config_unref(c);
+
+    /* an empty section still compiles the built-in rules */
+    c = load_ok(V WS POL "inspect:\n");
+    assert_non_null(c->inspect.engine);
+    assert_int_equal(c->inspect.nrules, inspect_rule_count(c->inspect.engine));
+    assert_true(c->inspect.nrules > 100);
+    int n = 0;
+    assert_true(rule_index(c->inspect.engine, "aws-access-key-id", &n) >= 0);
+    assert_int_equal(n, 1);
+    for (size_t i = 0; i < c->inspect.nrules; i++)
+        assert_int_equal(c->inspect.rule_action[i], -1);
+    config_unref(c);
+}
+
+static void test_inspect_inline_rule_and_actions(void **state)
+{
+    (void)state;
+    char aws[21], ghp[41], email[64], text[512];
+    make_aws(aws);
+    make_ghp(ghp);
+    snprintf(email, sizeof email, "%s%c%s", "jan.kowalski", '@', "acme-corp.io");
+    config_t *c = load_ok(V WS POL INSPECT_A);
+    const inspect_engine_t *e = c->inspect.engine;
+    assert_non_null(e);
+    assert_int_equal(c->inspect.ninline, 1);
+    assert_int_equal(c->inspect.nrules, inspect_rule_count(e));
+    int n = 0, acme = rule_index(e, "acme-deploy-token", &n);
+    assert_true(acme >= 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(inspect_rule_category(e, acme), INSPECT_SECRET);
+    assert_string_equal(inspect_rule_description(e, acme), "ACME deploy token");
+    assert_int_equal(c->inspect.rule_action[acme], INSPECT_BLOCK);
+    assert_true(c->inspect.category_set[INSPECT_SECRET]);
+    assert_true(c->inspect.category_set[INSPECT_PII]);
+    assert_false(c->inspect.category_set[INSPECT_PATH]);
+
+    snprintf(text, sizeof text,
+             "deploy with acmetok_Q7v2Lp9XkR4mZt8WcN3bHy6D\n"
+             "GITHUB_TOKEN=%s\n"
+             "owner %s\n"
+             "aws_access_key_id = %s\n",
+             ghp, email, aws);
+    found_t r = scan_with(c, text);
+    /* the inline rule finds its pattern, with its own action */
+    const inspect_finding_t *fa = finding(&r, "acme-deploy-token");
+    assert_non_null(fa);
+    assert_int_equal(fa->rule, acme);
+    assert_int_equal(fa->start, 12);
+    assert_int_equal(fa->end, 12 + 32);
+    assert_int_equal(fa->line, 1);
+    assert_int_equal(fa->action, INSPECT_ALERT);
+    /* rule_actions beats actions beats the rule's own */
+    assert_int_equal(config_inspect_action(c, fa), INSPECT_BLOCK);
+    const inspect_finding_t *fg = finding(&r, "github-pat-classic");
+    assert_non_null(fg);
+    assert_int_equal(fg->action, INSPECT_BLOCK);
+    assert_int_equal(config_inspect_action(c, fg), INSPECT_REDACT); /* actions.secret */
+    const inspect_finding_t *fe = finding(&r, "email-address");
+    assert_non_null(fe);
+    assert_int_equal(fe->action, INSPECT_REDACT);
+    assert_int_equal(config_inspect_action(c, fe), INSPECT_ALERT); /* not actions.pii */
+    /* disabled: not found although present */
+    assert_null(finding(&r, "aws-access-key-id"));
+    assert_non_null(strstr(text, aws));
+
+    /* no rule_actions or actions entry: the rule's own */
+    inspect_finding_t f = *fg;
+    f.category = INSPECT_PATH;
+    f.rule = rule_index(e, "path-dotenv", &n);
+    f.action = INSPECT_ALERT;
+    assert_int_equal(config_inspect_action(c, &f), INSPECT_ALERT);
+    /* a rule index the engine does not have: rule_actions do not apply,
+     * actions still do */
+    f = *fa;
+    f.rule = (int)c->inspect.nrules;
+    assert_int_equal(config_inspect_action(c, &f), INSPECT_REDACT);
+    f.rule = -1;
+    assert_int_equal(config_inspect_action(c, &f), INSPECT_REDACT);
+    config_unref(c);
+}
+
+static void test_inspect_override_and_rules_files(void **state)
+{
+    (void)state;
+    char path[64], aws[21], yaml[2048], text[512];
+    make_aws(aws);
+    snprintf(path, sizeof path, "/tmp/cdeguard-rules-XXXXXX");
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    static const char rules[] = "- id: tmpfile-token\n"
+                                "  category: secret\n"
+                                "  regex: '\\b(tmptok_[A-Za-z0-9]{20})\\b'\n"
+                                "  secret_group: 1\n"
+                                "  keywords: [tmptok_]\n";
+    assert_int_equal(write(fd, rules, sizeof rules - 1), (ssize_t)(sizeof rules - 1));
+    close(fd);
+    /* the inline rule replaces the built-in one with the same id */
+    snprintf(yaml, sizeof yaml,
+             V WS POL "inspect:\n"
+                      "  rules:\n"
+                      "    - id: email-address\n"
+                      "      category: pii\n"
+                      "      regex: '\\b([a-z.]{1,32}@acme-corp\\.io)\\b'\n"
+                      "      secret_group: 1\n"
+                      "      keywords: ['@acme-corp.io']\n"
+                      "      action: alert\n"
+                      "  actions: {secret: alert}\n"
+                      "  rules_files: [%s]\n",
+             path);
+    config_t *c = load_ok(yaml);
+    unlink(path);
+    const inspect_engine_t *e = c->inspect.engine;
+    assert_int_equal(c->inspect.nrules_files, 1);
+    assert_string_equal(c->inspect.rules_files[0], path);
+    assert_null(c->inspect.rules_files[1]);
+    int n = 0;
+    assert_true(rule_index(e, "email-address", &n) >= 0);
+    assert_int_equal(n, 1);
+    assert_true(rule_index(e, "tmpfile-token", &n) >= 0);
+    assert_int_equal(n, 1);
+
+    snprintf(text, sizeof text,
+             "key %s\nmail jan.kowalski@acme-corp.io, x.y@other-corp.io\n"
+             "tok tmptok_Zq8Lm3Rt9Vx2Kp7Wn4Hs\n",
+             aws);
+    found_t r = scan_with(c, text);
+    const inspect_finding_t *f = finding(&r, "aws-access-key-id"); /* not disabled here */
+    assert_non_null(f);
+    assert_int_equal(f->action, INSPECT_BLOCK);
+    assert_int_equal(config_inspect_action(c, f), INSPECT_ALERT);
+    f = finding(&r, "email-address");
+    assert_non_null(f);
+    assert_memory_equal(text + f->start, "jan.kowalski@acme-corp.io", 25);
+    assert_int_equal(f->action, INSPECT_ALERT);
+    assert_int_equal(config_inspect_action(c, f), INSPECT_ALERT);
+    int emails = 0;
+    for (int i = 0; i < r.n; i++)
+        emails += !strcmp(r.f[i].rule_id, "email-address");
+    assert_int_equal(emails, 1); /* the built-in rule would find other-corp.io too */
+    f = finding(&r, "tmpfile-token");
+    assert_non_null(f);
+    assert_int_equal(f->line, 3);
+    assert_int_equal(config_inspect_action(c, f), INSPECT_ALERT);
+    config_unref(c);
+}
+
+static void test_err_inspect(void **state)
+{
+    (void)state;
+    check_exact(V WS POL "inspect: [a]\n", "t.yaml:10: inspect must be a mapping, not a list");
+    check_exact(V WS POL "inspect:\n  rule_action: {jwt: alert}\n",
+                "t.yaml:11: unknown key 'rule_action' in inspect (did you mean 'rule_actions'?)");
+    check_exact(V WS POL "inspect:\n  actions: {secret: deny}\n",
+                "t.yaml:11: inspect.actions.secret must be 'block', 'redact' or 'alert', not "
+                "'deny'");
+    check_exact(V WS POL "inspect:\n  actions: {secrets: block}\n",
+                "t.yaml:11: unknown key 'secrets' in inspect.actions (categories are secret, pii, "
+                "path) (did you mean 'secret'?)");
+    check_exact(V WS POL "inspect:\n  rule_actions:\n    email-address: hide\n",
+                "t.yaml:12: inspect.rule_actions.email-address must be 'block', 'redact' or "
+                "'alert', not 'hide'");
+    check_exact(V WS POL "inspect:\n  rule_actions:\n    jwt: alert\n    nope: block\n",
+                "t.yaml:13: inspect.rule_actions: unknown rule id 'nope'");
+    check_exact(V WS POL "inspect:\n  disable: [aws-access-key-id, no-such-rule]\n",
+                "t.yaml:11: inspect.disable: unknown rule id 'no-such-rule'");
+    check_exact(V WS POL "inspect:\n  enable:\n    - ipv4-address\n    - no-such-rule\n",
+                "t.yaml:13: inspect.enable: unknown rule id 'no-such-rule'");
+    check_exact(V WS POL "inspect:\n  enable: [ipv4-address, jwt]\n  disable:\n    - jwt\n",
+                "t.yaml:13: rule 'jwt' is both in inspect.enable and inspect.disable");
+    check_exact(V WS POL "inspect:\n  rules_files: [tests/configs/no-such-rules.yaml]\n",
+                "t.yaml:11: inspect.rules_files: tests/configs/no-such-rules.yaml:1: cannot open "
+                "rules file");
+    check_exact(V WS POL "inspect:\n  rules: x\n",
+                "t.yaml:11: inspect.rules must be a list, not a string (write [x])");
+    /* inline rules: errors at the line of the rule */
+    check_exact(V WS POL "inspect:\n"
+                         "  rules:\n"
+                         "    - id: good-one\n"
+                         "      category: secret\n"
+                         "      regex: '\\b(good_[a-z]{8})\\b'\n"
+                         "      keywords: [good_]\n"
+                         "    - id: bad-re\n" /* 16 */
+                         "      category: secret\n"
+                         "      regex: '(unclosed'\n"
+                         "      keywords: [unc]\n",
+                "t.yaml:16: inspect.rules: rule 'bad-re': bad regex: missing closing parenthesis");
+    check_prefix(V WS POL "inspect:\n  rules:\n    - id: unbounded\n      category: secret\n"
+                          "      regex: 'a*'\n",
+                 "t.yaml:12: inspect.rules: rule 'unbounded': Vectorscan: ");
+    check_exact(V WS POL "inspect:\n  rules:\n    - description: no id\n      category: secret\n"
+                         "      regex: x\n",
+                "t.yaml:12: inspect.rules: rule without an id");
+    check_exact(V WS POL "inspect:\n  rules:\n    - id: x\n      category: secret\n"
+                         "      regex: '\\b(x_[a-z]{8})\\b'\n      regx: y\n",
+                "t.yaml:12: inspect.rules: unknown rule key 'regx'");
+    check_exact(V WS POL "inspect:\n  rules:\n    - [x]\n",
+                "t.yaml:12: inspect.rules: entries must be rules (a mapping with id, category, "
+                "regex or globs...), not a list");
+    check_exact(V WS POL "inspect:\n  rules:\n    - id: dup\n      category: secret\n"
+                         "      keywords: [dup_]\n      regex: '\\b(dup_[a-z]{8})\\b'\n"
+                         "      keywords: [dup_]\n",
+                "t.yaml:16: duplicate key 'keywords' in inspect rule 'dup' (first at line 14)");
+}
+
+static void test_err_inspect_all_reported(void **state)
+{
+    (void)state;
+    const char *yaml = V WS POL "inspect:\n"                 /* 10 */
+                                "  disable: [jwt, nope-1]\n" /* 11 */
+                                "  enable: [jwt]\n"          /* 12 */
+                                "  actions: {pii: maybe}\n"  /* 13 */
+                                "  rule_actions:\n"          /* 14 */
+                                "    nope-2: alert\n"        /* 15 */
+                                "    jwt: never\n";          /* 16 */
+    static const char *const want[] = {
+        "t.yaml:11: inspect.disable: unknown rule id 'nope-1'",
+        "t.yaml:12: rule 'jwt' is both in inspect.enable and inspect.disable",
+        "t.yaml:13: inspect.actions.pii must be 'block', 'redact' or 'alert', not 'maybe'",
+        "t.yaml:15: inspect.rule_actions: unknown rule id 'nope-2'",
+        "t.yaml:16: inspect.rule_actions.jwt must be 'block', 'redact' or 'alert', not 'never'",
+    };
+    config_errors_t errs = {0};
+    config_t *c = load(yaml, &errs);
+    if (errs.n != sizeof want / sizeof want[0]) dump(&errs);
+    assert_null(c);
+    assert_int_equal(errs.n, sizeof want / sizeof want[0]);
+    for (size_t i = 0; i < errs.n; i++)
+        assert_string_equal(errs.msgs[i], want[i]);
+    config_errors_free(&errs);
+
+    /* both lists on one line: said once */
+    assert_null(load(V WS POL "inspect: {enable: [jwt], disable: [jwt]}\n", &errs));
+    if (errs.n != 1) dump(&errs);
+    assert_int_equal(errs.n, 1);
+    assert_string_equal(errs.msgs[0],
+                        "t.yaml:10: rule 'jwt' is both in inspect.enable and inspect.disable");
+    config_errors_free(&errs);
+}
+
 /* ---- tests/configs/bad: "# expect: TEXT" and "# line: N" on the first two lines ---- */
 
 static void test_bad_config_folder(void **state)
@@ -899,6 +1238,11 @@ int main(void)
         cmocka_unit_test(test_err_listeners),
         cmocka_unit_test(test_err_workspaces),
         cmocka_unit_test(test_err_yaml_structure),
+        cmocka_unit_test(test_inspect_absent),
+        cmocka_unit_test(test_inspect_inline_rule_and_actions),
+        cmocka_unit_test(test_inspect_override_and_rules_files),
+        cmocka_unit_test(test_err_inspect),
+        cmocka_unit_test(test_err_inspect_all_reported),
         cmocka_unit_test(test_multiple_errors),
         cmocka_unit_test(test_error_flood_is_capped),
         cmocka_unit_test(test_file_errors),
