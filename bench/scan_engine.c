@@ -11,8 +11,9 @@
  *   scan_engine json [ITER_1K ITER_100K ITER_1M]   (defaults 2000 2000 200)
  *       Builds OpenAI chat-completion request bodies of ~1 KB, ~100 KB and
  *       ~1 MB (system prompt, user/assistant turns with C and Python code,
- *       prose, a few planted fake secrets) and times each inspect_scan_json
- *       call with CLOCK_MONOTONIC (warm-up iterations untimed).
+ *       prose, a few planted fake secrets) and times each inspect_scan_json_flags
+ *       call (with INSPECT_SCAN_TEXT_PATHS, as the gateway scans bodies) with
+ *       CLOCK_MONOTONIC (warm-up iterations untimed).
  *       Prints per size: ENGINE_JSON label=… bytes=… iters=… p50_us=… p99_us=… max_us=… mean_us=… findings=…
  *
  *   scan_engine dump SIZE   — writes the generated body of SIZE bytes to stdout.
@@ -295,7 +296,8 @@ static int run_json_one(inspect_engine_t *e, inspect_scratch_t *s, const char *l
     build_body(&b, target);
     char err[256] = "";
     size_t findings = 0;
-    int rc = inspect_scan_json(e, s, b.p, b.len, count_cb, &findings, err, sizeof err);
+    int rc = inspect_scan_json_flags(e, s, b.p, b.len, INSPECT_SCAN_TEXT_PATHS, count_cb, &findings,
+                                     err, sizeof err);
     if (rc < 0) {
         fprintf(stderr, "scan_engine: %s body rejected (%d): %s\n", label, rc, err);
         return 2;
@@ -303,13 +305,13 @@ static int run_json_one(inspect_engine_t *e, inspect_scratch_t *s, const char *l
     int warm = iters / 10 < 5 ? 5 : iters / 10;
     for (int i = 0; i < warm; i++) {
         size_t d = 0;
-        inspect_scan_json(e, s, b.p, b.len, count_cb, &d, err, sizeof err);
+        inspect_scan_json_flags(e, s, b.p, b.len, INSPECT_SCAN_TEXT_PATHS, count_cb, &d, err, sizeof err);
     }
     double *us = malloc((size_t)iters * sizeof *us), sum = 0;
     for (int i = 0; i < iters; i++) {
         size_t d = 0;
         double t0 = now_s();
-        inspect_scan_json(e, s, b.p, b.len, count_cb, &d, err, sizeof err);
+        inspect_scan_json_flags(e, s, b.p, b.len, INSPECT_SCAN_TEXT_PATHS, count_cb, &d, err, sizeof err);
         us[i] = (now_s() - t0) * 1e6;
         sum += us[i];
     }

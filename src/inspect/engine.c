@@ -26,6 +26,7 @@
 #include "inspect/inspect.h"
 
 #include <fnmatch.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <hs/hs.h>
 #include <openssl/evp.h>
@@ -38,6 +39,7 @@
 
 #include "inspect/gate.h"
 #include "inspect/json.h"
+#include "inspect/textpath.h"
 #include "inspect/validate.h"
 
 #define WINDOW_CAP 4096 /* longest match looked for around one candidate */
@@ -75,13 +77,15 @@ struct inspect_engine {
      * (case-insensitive literals), the explicit prefilters, and the other
      * regexes in prefilter mode. */
     hs_database_t *db;
-    unsigned *db_ids; /* Vectorscan id -> rule index */
+    unsigned *db_ids; /* Vectorscan id -> rule index, or DB_TEXTPATH_TRIGGER */
     size_t ndb;
     /* Rules gated on numeric phrases or anchor bytes (see gate.h) */
     gate_spec_t gate;
     int *gated;
     size_t ngated;
 };
+
+#define DB_TEXTPATH_TRIGGER UINT_MAX
 
 typedef struct window {
     size_t start, end;
@@ -110,6 +114,7 @@ struct inspect_scratch {
     size_t len;
 
     bool oom;
+    bool textpath_hit; /* a textpath trigger literal is in the subject */
 };
 
 const char *inspect_category_name(inspect_category_t c)
@@ -251,6 +256,10 @@ static int load_rule(loader_t *L, yaml_document_t *d, yaml_node_t *m, rule_t *r)
         lerr(L, m, "each rule must be a mapping");
         return -1;
     }
+    if (m->data.mapping.pairs.top - m->data.mapping.pairs.start > 64) {
+        lerr(L, m, "a rule has at most 64 keys");
+        return -1;
+    }
     yaml_node_t *allow_node = NULL, *re_node = m;
     const char *action = NULL, *category = NULL, *validator = NULL;
     const char *digits = NULL, *anchor = NULL, *before = NULL, *after = NULL;
@@ -259,6 +268,15 @@ static int load_rule(loader_t *L, yaml_document_t *d, yaml_node_t *m, rule_t *r)
         yaml_node_t *vn = yaml_document_get_node(d, p->value);
         const char *k = scalar(kn), *v = scalar(vn);
         if (!k) continue;
+        bool dup = false;
+        for (yaml_node_pair_t *q = m->data.mapping.pairs.start; q < p && !dup; q++) {
+            const char *qk = scalar(yaml_document_get_node(d, q->key));
+            dup = qk && strcmp(qk, k) == 0;
+        }
+        if (dup) { /* YAML says keys are unique; the first is kept */
+            lerr(L, kn, "duplicate rule key '%s'", k);
+            continue;
+        }
         if (strcmp(k, "id") == 0 && v) {
             r->id = strdup(v);
         } else if (strcmp(k, "description") == 0 && v) {
@@ -520,6 +538,10 @@ static int engine_compile(inspect_engine_t *e, char *err, size_t errlen)
         else
             n += uses_keywords(r) ? r->nkeywords : 1;
     }
+    size_t ntrig = 0;
+    while (inspect_textpath_triggers[ntrig])
+        ntrig++;
+    n += ntrig;
     const char **exprs = calloc(n + 1, sizeof *exprs);
     char **owned = calloc(n + 1, sizeof *owned);
     unsigned *flags = calloc(n + 1, sizeof *flags);
@@ -565,9 +587,20 @@ static int engine_compile(inspect_engine_t *e, char *err, size_t errlen)
             e->db_ids[k++] = (unsigned)i;
         }
     }
+    /* the literals every path mention contains (textpath.h): a hit says the
+     * text-path pass has something to find; reported once per scan */
+    for (size_t t = 0; t < ntrig; t++) {
+        if (!(owned[k] = literal_expr(inspect_textpath_triggers[t]))) goto out;
+        exprs[k] = owned[k];
+        flags[k] = HS_FLAG_CASELESS | HS_FLAG_SINGLEMATCH;
+        ids[k] = (unsigned)k;
+        e->db_ids[k++] = DB_TEXTPATH_TRIGGER;
+    }
     if (k && hs_compile_multi(exprs, flags, ids, (unsigned)k, HS_MODE_BLOCK, NULL, &e->db, &ce) !=
                  HS_SUCCESS) {
-        int bad = ce && ce->expression >= 0 ? (int)e->db_ids[ce->expression] : -1;
+        int bad = ce && ce->expression >= 0 && e->db_ids[ce->expression] != DB_TEXTPATH_TRIGGER
+                      ? (int)e->db_ids[ce->expression]
+                      : -1;
         const rule_t *br = bad >= 0 ? &e->rules[bad] : NULL;
         snprintf(err, errlen, "%s:%zu: rule '%s': Vectorscan: %s", br && br->file ? br->file : "?",
                  br ? br->line : 0, br ? br->id : "?", ce ? ce->message : "compile failed");
@@ -737,6 +770,10 @@ static int on_candidate(unsigned id, unsigned long long from, unsigned long long
     (void)from;
     (void)flags;
     inspect_scratch_t *s = ctx;
+    if (s->e->db_ids[id] == DB_TEXTPATH_TRIGGER) {
+        s->textpath_hit = true;
+        return 0;
+    }
     int ri = (int)s->e->db_ids[id];
     size_t w = s->e->rules[ri].width;
     return add_window(s, ri, to > w ? (size_t)to - w : 0, (size_t)to + w);
@@ -904,12 +941,43 @@ static void advance_lines(const char *data, size_t *scanned, size_t to, uint32_t
     *scanned = to;
 }
 
-int inspect_scan_text(const inspect_engine_t *e, inspect_scratch_t *s, const char *data, size_t len,
-                      inspect_cb cb, void *ctx)
+/* Findings collected before delivery (path mentions in text, JSON). */
+typedef struct finding_list {
+    inspect_finding_t *v;
+    size_t n, cap;
+} finding_list_t;
+
+static int finding_list_add(finding_list_t *l, const inspect_finding_t *f)
 {
+    if (l->n == l->cap) {
+        size_t nc = l->cap ? l->cap * 2 : 16;
+        inspect_finding_t *nv = realloc(l->v, nc * sizeof *nv);
+        if (!nv) return -1;
+        l->v = nv;
+        l->cap = nc;
+    }
+    l->v[l->n++] = *f;
+    return 0;
+}
+
+static int keep_finding(const inspect_finding_t *f, void *ctx)
+{
+    return finding_list_add(ctx, f) < 0 ? -1 : 0;
+}
+
+/* The scan proper.  With INSPECT_SCAN_TEXT_PATHS, path mentions
+ * (textpath.h) are looked for when the Vectorscan pass saw one of their
+ * trigger literals, and delivered merged with the content findings, in
+ * order of position. */
+static int scan_text(const inspect_engine_t *e, inspect_scratch_t *s, const char *data, size_t len,
+                     unsigned flags, inspect_cb cb, void *ctx)
+{
+    finding_list_t paths = {0};
+    int rc = 0;
     s->nfound = 0;
     s->ntouched = 0;
     s->oom = false;
+    s->textpath_hit = false;
     s->len = len;
     s->data = data;
     if (e->db && len > 0) {
@@ -920,13 +988,21 @@ int inspect_scan_text(const inspect_engine_t *e, inspect_scratch_t *s, const cha
     for (size_t i = 0; i < s->ntouched; i++)
         exact_rule(s, s->touched[i], data);
     if (s->oom) return -1;
+    if ((flags & INSPECT_SCAN_TEXT_PATHS) && s->textpath_hit &&
+        inspect_textpath_scan(e, data, len, keep_finding, &paths) != 0) {
+        free(paths.v);
+        return -1;
+    }
     if (s->nfound > 1) qsort(s->found, s->nfound, sizeof *s->found, cmp_found);
     uint32_t line = 1;
-    size_t line_start = 0, scanned = 0;
-    for (size_t i = 0; i < s->nfound; i++) {
+    size_t line_start = 0, scanned = 0, p = 0;
+    for (size_t i = 0; i < s->nfound && rc == 0; i++) {
         raw_finding_t *r = &s->found[i];
         if (i > 0 && r->rule == s->found[i - 1].rule && r->start == s->found[i - 1].start)
             continue; /* same rule, same place */
+        for (; p < paths.n && paths.v[p].start < r->start && rc == 0; p++)
+            rc = cb(&paths.v[p], ctx);
+        if (rc) break;
         advance_lines(data, &scanned, r->start, &line, &line_start);
         inspect_finding_t f;
         memset(&f, 0, sizeof f);
@@ -935,10 +1011,24 @@ int inspect_scan_text(const inspect_engine_t *e, inspect_scratch_t *s, const cha
         f.end = r->end;
         f.line = line;
         f.column = (uint32_t)(r->start - line_start) + 1;
-        int rc = cb(&f, ctx);
-        if (rc) return rc;
+        rc = cb(&f, ctx);
     }
-    return 0;
+    for (; p < paths.n && rc == 0; p++)
+        rc = cb(&paths.v[p], ctx);
+    free(paths.v);
+    return rc;
+}
+
+int inspect_scan_text(const inspect_engine_t *e, inspect_scratch_t *s, const char *data, size_t len,
+                      inspect_cb cb, void *ctx)
+{
+    return scan_text(e, s, data, len, 0, cb, ctx);
+}
+
+int inspect_scan_text_flags(const inspect_engine_t *e, inspect_scratch_t *s, const char *data,
+                            size_t len, unsigned flags, inspect_cb cb, void *ctx)
+{
+    return scan_text(e, s, data, len, flags, cb, ctx);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1113,6 +1203,7 @@ typedef struct json_ctx {
     inspect_finding_t *out;   /* raw offsets; delivered sorted at the end */
     size_t n, cap;
     bool next_is_path; /* the last key named a file */
+    unsigned flags;    /* INSPECT_SCAN_* */
 } json_ctx_t;
 
 static int json_keep(json_ctx_t *j, const inspect_finding_t *f, size_t rs, size_t re)
@@ -1165,6 +1256,11 @@ static int json_on_string(const json_string_t *str, void *ctx)
         rc = inspect_check_path(j->e, str->text, str->len, json_on_path, j);
         if (rc) return rc;
     }
+    if (!str->is_key && (j->flags & INSPECT_SCAN_TEXT_PATHS) && j->s->textpath_hit) {
+        /* mentions are mapped back like content findings */
+        rc = inspect_textpath_scan(j->e, str->text, str->len, json_on_finding, j);
+        if (rc) return rc;
+    }
     j->next_is_path = str->is_key && key_names_file(str->text, str->len);
     return 0;
 }
@@ -1180,9 +1276,16 @@ static int cmp_finding(const void *a, const void *b)
 int inspect_scan_json(const inspect_engine_t *e, inspect_scratch_t *s, const char *data, size_t len,
                       inspect_cb cb, void *ctx, char *err, size_t errlen)
 {
+    return inspect_scan_json_flags(e, s, data, len, 0, cb, ctx, err, errlen);
+}
+
+int inspect_scan_json_flags(const inspect_engine_t *e, inspect_scratch_t *s, const char *data,
+                            size_t len, unsigned flags, inspect_cb cb, void *ctx, char *err,
+                            size_t errlen)
+{
     json_scratch_t js;
     json_scratch_init(&js);
-    json_ctx_t j = {.e = e, .s = s};
+    json_ctx_t j = {.e = e, .s = s, .flags = flags};
     int rc = json_walk(data, len, &js, json_on_string, &j, err, errlen);
     json_scratch_free(&js);
     if (rc != 0) {

@@ -86,6 +86,19 @@ int inspect_scan_text(const inspect_engine_t *e, inspect_scratch_t *s, const cha
 int inspect_scan_json(const inspect_engine_t *e, inspect_scratch_t *s, const char *data, size_t len,
                       inspect_cb cb, void *ctx, char *err, size_t errlen);
 
+/* Payloads (what an agent sends out) rather than files: with
+ * INSPECT_SCAN_TEXT_PATHS, file paths that the text mentions — `cat .env`,
+ * "==> id_rsa <==" headers, code-fence titles, {"file_path": "…"} tool-call
+ * arguments inside a string, see textpath.h — are also checked against the
+ * path rules; a finding's range is the path's.  In JSON this applies to
+ * every string value.  Findings are delivered sorted by position. */
+#define INSPECT_SCAN_TEXT_PATHS 1u
+int inspect_scan_text_flags(const inspect_engine_t *e, inspect_scratch_t *s, const char *data,
+                            size_t len, unsigned flags, inspect_cb cb, void *ctx);
+int inspect_scan_json_flags(const inspect_engine_t *e, inspect_scratch_t *s, const char *data,
+                            size_t len, unsigned flags, inspect_cb cb, void *ctx, char *err,
+                            size_t errlen);
+
 /* Streams given in chunks: a secret split across chunks is still found.
  * Memory is bounded (INSPECT_STREAM_CARRY + INSPECT_STREAM_SLICE bytes)
  * whatever the chunk sizes; offsets, lines and columns are those of the

@@ -45,6 +45,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
+
 #define JSON_DEFAULT_MAX ((size_t)64 << 20)
 #define JSON_PATH_MAX 255
 #define JSON_SCRATCH_MIN 256
@@ -114,6 +118,49 @@ static int scratch_reserve(json_scratch_t *s, size_t need)
     s->map = m;
     s->cap = ncap;
     return 0;
+}
+
+/* ---- plain runs ------------------------------------------------------------- */
+
+/* End of the run of plain string bytes (printable ASCII other than '"' and
+ * '\\') that starts at o: the string bodies of prompts are mostly that, so
+ * it is found 16 bytes at a time. */
+static size_t plain_run_end(const unsigned char *in, size_t o, size_t len)
+{
+#ifdef __SSE2__
+    const __m128i quote = _mm_set1_epi8('"'), bslash = _mm_set1_epi8('\\'),
+                  space = _mm_set1_epi8(0x20);
+    while (o + 16 <= len) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(in + o));
+        /* signed compare: bytes >= 0x80 are negative, so "< 0x20" catches
+         * both control bytes and non-ASCII */
+        __m128i stop =
+            _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, bslash)),
+                         _mm_cmplt_epi8(v, space));
+        unsigned m = (unsigned)_mm_movemask_epi8(stop);
+        if (m) return o + (size_t)__builtin_ctz(m);
+        o += 16;
+    }
+#endif
+    while (o < len && in[o] >= 0x20 && in[o] < 0x80 && in[o] != '"' && in[o] != '\\')
+        o++;
+    return o;
+}
+
+/* map[i] = first + i for i < n. */
+static void map_fill(uint32_t *map, uint32_t first, size_t n)
+{
+    size_t i = 0;
+#ifdef __SSE2__
+    __m128i v = _mm_add_epi32(_mm_set1_epi32((int)first), _mm_setr_epi32(0, 1, 2, 3));
+    const __m128i four = _mm_set1_epi32(4);
+    for (; i + 4 <= n; i += 4) {
+        _mm_storeu_si128((__m128i *)(map + i), v);
+        v = _mm_add_epi32(v, four);
+    }
+#endif
+    for (; i < n; i++)
+        map[i] = first + (uint32_t)i;
 }
 
 /* ---- errors ----------------------------------------------------------------- */
@@ -365,16 +412,13 @@ static int parse_string(json_parser_t *p, bool is_key)
             tn = (size_t)k;
         } else if (c < 0x80) {
             /* fast path: a run of plain ASCII */
-            size_t e = o;
-            while (e < p->len && in[e] >= 0x20 && in[e] < 0x80 && in[e] != '"' && in[e] != '\\')
-                e++;
+            size_t e = plain_run_end(in, o, p->len);
             size_t run = e - o;
             rc = scratch_reserve(sc, n + run);
             if (rc == -3) return fail(p, -2, o, "out of memory decoding string");
             if (rc) return fail(p, -2, o, "string longer than %zu bytes", sc->max);
             memcpy(sc->buf + n, in + o, run);
-            for (size_t i = 0; i < run; i++)
-                sc->map[n + i] = (uint32_t)(o + i);
+            map_fill(sc->map + n, (uint32_t)o, run);
             n += run;
             o = e;
             continue;
