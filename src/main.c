@@ -1,5 +1,6 @@
 /*
- * main — the cdeguard command line: serve, check-config, hash-token.
+ * main — the cdeguard command line: serve, check-config, hash-token, scan,
+ * inspect.
  *
  * Exit status: 0 success, 1 the command failed (bad config, cannot listen),
  * 2 usage error.
@@ -24,6 +25,7 @@ static const char usage_main[] =
     "  check-config FILE         validate a config file and report every error\n"
     "  hash-token [TOKEN]        print the sha256:<hex> form of a workspace token\n"
     "  scan [PATH...|-]          find secrets, PII and restricted files (files, stdin, --git)\n"
+    "  inspect [FILE|-]          judge one payload as the gateway would (verdict, --redact)\n"
     "  version                   print the version (also --version)\n"
     "  help [COMMAND]            this text, or a command's help (also COMMAND --help)\n";
 
@@ -162,6 +164,8 @@ int main(int argc, char **argv)
             fputs(usage_hash, stdout);
         else if (strcmp(sub, "scan") == 0)
             fputs(scan_usage, stdout);
+        else if (strcmp(sub, "inspect") == 0)
+            fputs(payload_usage, stdout);
         else
             fputs(usage_main, stdout);
         return 0;
@@ -181,6 +185,10 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "scan") == 0) {
         if (want_help(argc, argv)) return fputs(scan_usage, stdout), 0;
         return scan_main(argc - 1, argv + 1);
+    }
+    if (strcmp(cmd, "inspect") == 0) {
+        if (want_help(argc, argv)) return fputs(payload_usage, stdout), 0;
+        return payload_main(argc - 1, argv + 1);
     }
     fprintf(stderr, "cdeguard: unknown command '%s'\n\n%s", cmd, usage_main);
     return 2;

@@ -3,8 +3,9 @@
  * history through the inspection engine (src/inspect), for CI and for
  * developers (a gitleaks replacement); the options are in scan_usage below.
  *
- * Flow: options -> engine (built-in rules + --rules files, --enable and
- * --disable) -> one scratch -> for each PATH: the file list (git ls-files
+ * Flow: options -> engine (built-in rules + --rules files, or the engine
+ * of a --config file's inspect section; then --enable and --disable;
+ * findings carry the config's action) -> one scratch -> for each PATH: the file list (git ls-files
  * inside a work tree, else a recursive walk) -> for each file: path rules,
  * then content (mmap; JSON documents decoded; files over --max-file-size
  * streamed with inspect_stream_*) -> findings filtered (cdeguard:allow on
@@ -38,6 +39,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "config/config.h"
 #include "inspect/json.h"
 
 extern char **environ;
@@ -61,6 +63,8 @@ const char scan_usage[] =
     "                        PATH/.cdeguardignore is read when it exists\n"
     "  --baseline FILE       a previous --format json report: its fingerprints\n"
     "                        are not reported again\n"
+    "  -c, --config FILE     use the rules and actions of this cdeguard config\n"
+    "                        (its inspect: section; built-in rules without one)\n"
     "  --rules FILE          extra rules file (repeatable); a rule with the id of\n"
     "                        a built-in rule replaces it\n"
     "  --enable RULE         enable a rule that ships disabled (repeatable)\n"
@@ -153,6 +157,7 @@ int scan_add(scan_t *sc, const scan_src_t *src, const inspect_finding_t *f)
     scan_finding_t *g = &sc->find[sc->nfind];
     memset(g, 0, sizeof *g);
     g->f = *f;
+    if (sc->cfg) g->f.action = config_inspect_action(sc->cfg, f);
     g->line = src->line0 + f->line - 1;
     g->column = f->column;
     g->file = xstrdup(src->file);
@@ -1023,6 +1028,9 @@ static int parse_args(scan_t *sc, int argc, char **argv)
             if (push(&o->ignore_files, &o->nignore_files, v) < 0) return -1;
         } else if ((v = optval(argc, argv, &i, "--baseline", &bad))) {
             o->baseline = v;
+        } else if ((v = optval(argc, argv, &i, "--config", &bad)) ||
+                   (v = optval(argc, argv, &i, "-c", &bad))) {
+            o->config = v;
         } else if ((v = optval(argc, argv, &i, "--rules", &bad))) {
             if (push(&o->rules, &o->nrules, v) < 0) return -1;
         } else if ((v = optval(argc, argv, &i, "--enable", &bad))) {
@@ -1055,11 +1063,34 @@ static int parse_args(scan_t *sc, int argc, char **argv)
 /* ------------------------------------------------------------------ */
 /* main                                                                 */
 
+/* --config: the config's engine (borrowed: the config owns it) when it has
+ * an inspect section.  -1 when the file does not load (every error shown). */
+static int load_config(scan_t *sc)
+{
+    config_errors_t errs = {0};
+    sc->cfg = config_load(sc->opt.config, &errs);
+    for (size_t i = 0; i < errs.n; i++)
+        fprintf(stderr, "%s\n", errs.msgs[i]);
+    config_errors_free(&errs);
+    if (!sc->cfg) {
+        scan_error(sc, "--config %s: the config has errors", sc->opt.config);
+        return -1;
+    }
+    if (sc->cfg->inspect.engine && sc->opt.nrules) {
+        scan_error(sc, "--rules cannot be combined with a config that has an inspect section "
+                       "(list the files in inspect.rules_files)");
+        return -1;
+    }
+    sc->eng = sc->cfg->inspect.engine;
+    return 0;
+}
+
 static int load_engine(scan_t *sc)
 {
     char err[512] = "";
-    if (inspect_engine_load_with(inspect_builtin_rules, sc->opt.rules, &sc->eng, err, sizeof err) <
-        0) {
+    if (sc->opt.config && load_config(sc) < 0) return -1;
+    if (!sc->eng && inspect_engine_load_with(inspect_builtin_rules, sc->opt.rules, &sc->eng, err,
+                                             sizeof err) < 0) {
         scan_error(sc, "rules: %s", err);
         return -1;
     }
@@ -1106,7 +1137,8 @@ static void scan_free(scan_t *sc)
     free(sc->opt.enable);
     free(sc->opt.disable);
     inspect_scratch_free(sc->scratch);
-    inspect_engine_free(sc->eng);
+    if (!sc->cfg || sc->eng != sc->cfg->inspect.engine) inspect_engine_free(sc->eng);
+    config_unref(sc->cfg);
 }
 
 int scan_main(int argc, char **argv)

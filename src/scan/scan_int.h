@@ -32,7 +32,7 @@ typedef struct scan_opt {
     const char **paths, **rules, **enable, **disable, **ignore_files; /* point into argv */
     size_t npaths, nrules, nenable, ndisable, nignore_files;
     bool git, show_secrets, no_git_ignore, quiet;
-    const char *git_range, *output, *baseline;
+    const char *git_range, *output, *baseline, *config;
     scan_format_t format;
     size_t max_size;
 } scan_opt_t;
@@ -48,7 +48,8 @@ typedef struct scan_finding {
 
 typedef struct scan {
     scan_opt_t opt;
-    inspect_engine_t *eng;
+    struct config *cfg;    /* --config, or NULL */
+    inspect_engine_t *eng; /* the config's when it has one (then not freed here) */
     inspect_scratch_t *scratch;
     char (*base)[33]; /* sorted baseline and ignore-file fingerprints */
     size_t nbase, capbase;
@@ -88,6 +89,10 @@ bool scan_in_git_tree(const char *dir);
 
 /* History of the repository at repo (scan_git.c). -1 on error (reported). */
 int scan_git(scan_t *sc, const char *repo);
+
+/* s[0..n) as a JSON string (quotes included; invalid UTF-8 becomes
+ * U+FFFD), scan_out.c. */
+void scan_json_str(FILE *o, const char *s, size_t n);
 
 /* The report in sc->opt.format (scan_out.c). -1 on a write error. */
 int scan_report(const scan_t *sc, FILE *out);

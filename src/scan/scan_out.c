@@ -40,7 +40,7 @@ static size_t utf8_len(const unsigned char *p, size_t n)
     return len;
 }
 
-static void json_strn(FILE *o, const char *s, size_t n)
+void scan_json_str(FILE *o, const char *s, size_t n)
 {
     const unsigned char *p = (const unsigned char *)s;
     fputc('"', o);
@@ -76,7 +76,7 @@ static void json_str(FILE *o, const char *s)
     if (!s)
         fputs("null", o);
     else
-        json_strn(o, s, strlen(s));
+        scan_json_str(o, s, strlen(s));
 }
 
 /* Text output: printable ASCII as is, the rest as \xNN, so a finding is
@@ -143,7 +143,7 @@ static int report_json(const scan_t *sc, FILE *o)
         json_str(o, g->f.preview);
         if (g->secret) {
             fputs(",\"secret\":", o);
-            json_strn(o, g->secret, g->secret_len);
+            scan_json_str(o, g->secret, g->secret_len);
         }
         if (g->commit) {
             fputs(",\"commit\":", o);
@@ -259,7 +259,7 @@ static int report_sarif(const scan_t *sc, FILE *o)
             }
             if (g->secret) {
                 fprintf(o, "%s\"secret\":", sep);
-                json_strn(o, g->secret, g->secret_len);
+                scan_json_str(o, g->secret, g->secret_len);
             }
             fputc('}', o);
         }
