@@ -613,6 +613,141 @@ bool validate_aws_key_id(const char *s, size_t n)
     return true;
 }
 
+/* ---- base64-encoded credentials ------------------------------------------------------- */
+
+#define B64_DECODED_MAX 3072 /* decoded bytes we are willing to look at */
+
+static int b64std_value(unsigned char c)
+{
+    if (c == '+') return 62;
+    if (c == '/') return 63;
+    if (c == '-' || c == '_') return -1;
+    return b64url_value(c);
+}
+
+/* Standard base64 (optional '=' padding, or none) into out[B64_DECODED_MAX];
+ * returns the decoded length, or (size_t)-1 when s is not base64 or too long. */
+static size_t b64std_decode(const char *s, size_t n, unsigned char *out)
+{
+    size_t o = 0, m = n;
+    uint32_t v = 0;
+    unsigned bits = 0;
+
+    while (m > 0 && s[m - 1] == '=')
+        m--;
+    if (m == 0 || n - m > 2 || m % 4 == 1 || (n != m && n % 4 != 0)) return (size_t)-1;
+    if (m / 4 * 3 + 2 > B64_DECODED_MAX) return (size_t)-1;
+    for (size_t i = 0; i < m; i++) {
+        int d = b64std_value((unsigned char)s[i]);
+        if (d < 0) return (size_t)-1;
+        v = (v << 6) | (uint32_t)d;
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            out[o++] = (unsigned char)(v >> bits);
+        }
+    }
+    return o;
+}
+
+static bool printable_ascii(const unsigned char *p, size_t n, bool allow_space)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (p[i] == ' ' ? !allow_space : (p[i] < 0x21 || p[i] > 0x7e)) return false;
+    }
+    return true;
+}
+
+/* Passwords that are public knowledge: defaults and the words the docs use. */
+static const char *const weak_passwords[] = {
+    "pass", "password", "passwd", "pwd",   "admin",    "root",   "guest",   "test",
+    "user", "secret",   "123456", "12345", "1234",     "qwerty", "letmein", "changeme",
+    "sa",   "postgres", "mysql",  "redis", "rabbitmq", "mongo",  "example", "default",
+};
+
+static bool weak_password(const char *p, size_t n)
+{
+    if (n < 4) return true;
+    for (size_t i = 0; i < sizeof weak_passwords / sizeof weak_passwords[0]; i++)
+        if (ci_equals(p, n, weak_passwords[i])) return true;
+    return validate_is_placeholder(p, n);
+}
+
+bool validate_basic_auth(const char *s, size_t n)
+{
+    unsigned char d[B64_DECODED_MAX];
+    size_t m, colon;
+    const char *user, *pass;
+
+    if (s == NULL || n == 0) return false;
+    m = b64std_decode(s, n, d);
+    if (m == (size_t)-1 || m < 5 || m > 512 || !printable_ascii(d, m, false)) return false;
+    for (colon = 0; colon < m && d[colon] != ':'; colon++)
+        ;
+    if (colon == m || colon > 128) return false;
+    user = (const char *)d;
+    pass = (const char *)d + colon + 1;
+    if (colon + 1 == m) /* "apikey:" — the key is the user name */
+        return colon >= 8 && !weak_password(user, colon);
+    if (weak_password(pass, m - colon - 1)) return false;
+    if (colon == m - colon - 1 && memcmp(user, pass, colon) == 0) return false; /* admin:admin */
+    return true;
+}
+
+/* A "-----BEGIN ..." block is a secret only when it is a private key. */
+static bool pem_private(const unsigned char *d, size_t m)
+{
+    const char *s = (const char *)d;
+    return starts_with(s, m, "-----BEGIN ") && ci_find(s, m, 0, "private key-----") < m;
+}
+
+bool validate_b64_secret(const char *s, size_t n)
+{
+    unsigned char d[B64_DECODED_MAX];
+    size_t m;
+    bool words = true;
+
+    if (s == NULL || n == 0) return false;
+    m = b64std_decode(s, n, d);
+    if (m == (size_t)-1) return false;
+    while (m > 0 && (d[m - 1] == '\n' || d[m - 1] == '\r'))
+        m--; /* echo secret | base64 */
+    if (m < 8) return false;
+    if (starts_with((const char *)d, m, "-----BEGIN ")) return pem_private(d, m);
+    if (!printable_ascii(d, m, false)) return false;
+    for (size_t i = 0; i < m; i++)
+        if (!is_alpha(d[i]) && !((d[i] == '_' || d[i] == '-' || d[i] == '.') && i > 0))
+            words = false;
+    if (words) return false; /* an identifier or word list, not a secret */
+    if (validate_is_placeholder((const char *)d, m)) return false;
+    return validate_entropy((const char *)d, m) >= 3.0;
+}
+
+bool validate_b64_uri_credential(const char *s, size_t n)
+{
+    unsigned char d[B64_DECODED_MAX];
+    size_t m, sep, end, at = (size_t)-1, colon = (size_t)-1;
+    const char *t = (const char *)d;
+
+    if (s == NULL || n == 0) return false;
+    m = b64std_decode(s, n, d);
+    if (m == (size_t)-1 || m < 12 || !printable_ascii(d, m, false)) return false;
+    sep = ci_find(t, m, 0, "://");
+    if (sep >= m || sep == 0) return false;
+    for (size_t i = 0; i < sep; i++)
+        if (!is_alnum(d[i]) && d[i] != '+' && d[i] != '.' && d[i] != '-') return false;
+    for (end = sep + 3; end < m && d[end] != '/' && d[end] != '?' && d[end] != '#'; end++)
+        if (d[end] == '@') at = end;
+    if (at == (size_t)-1 || at + 1 == end) return false;
+    for (size_t i = sep + 3; i < at; i++)
+        if (d[i] == ':') {
+            colon = i;
+            break;
+        }
+    if (colon == (size_t)-1) return false;
+    return !weak_password(t + colon + 1, at - colon - 1);
+}
+
 /* ---- entropy ----------------------------------------------------------------------------- */
 
 double validate_entropy(const char *s, size_t n)
@@ -921,9 +1056,16 @@ static const struct validator_name {
     const char *name;
     validate_fn fn;
 } validator_names[] = {
-    {"github", validate_github_token},   {"card", validate_card}, {"iban", validate_iban},
-    {"us_ssn", validate_us_ssn},         {"jwt", validate_jwt},   {"phone", validate_phone},
+    {"github", validate_github_token},
+    {"card", validate_card},
+    {"iban", validate_iban},
+    {"us_ssn", validate_us_ssn},
+    {"jwt", validate_jwt},
+    {"phone", validate_phone},
     {"aws_key_id", validate_aws_key_id},
+    {"basic_auth", validate_basic_auth},
+    {"b64_secret", validate_b64_secret},
+    {"b64_uri_credential", validate_b64_uri_credential},
 };
 
 validate_fn validate_lookup(const char *name)

@@ -40,6 +40,22 @@ bool validate_phone(const char *s, size_t n);
 /* AWS access key id: AKIA/ASIA/ABIA/ACCA + 16 base32 chars [A-Z2-7]. */
 bool validate_aws_key_id(const char *s, size_t n);
 
+/* HTTP Basic / Docker "auth" value: standard base64 of printable ASCII
+ * "user:password" (user may be empty, no spaces or control characters); the
+ * password is at least 4 characters, differs from the user and is neither a
+ * well-known default (admin, root, guest, postgres, ...) nor a placeholder;
+ * "key:" with an empty password (API keys sent as the user) needs a key of
+ * at least 8 characters. */
+bool validate_basic_auth(const char *s, size_t n);
+/* Base64 of a secret (Kubernetes Secret data, *_B64 values): decodes to at
+ * least 8 printable ASCII bytes without spaces (trailing newline ignored),
+ * not a word/identifier list or placeholder, entropy >= 3.0; or to
+ * a PEM block that is a private key. */
+bool validate_b64_secret(const char *s, size_t n);
+/* Base64 of a URI with a password: scheme://user:password@host where the
+ * password is not a well-known default or a placeholder. */
+bool validate_b64_uri_credential(const char *s, size_t n);
+
 /* Shannon entropy in bits per byte. */
 double validate_entropy(const char *s, size_t n);
 
@@ -55,7 +71,8 @@ bool validate_is_placeholder(const char *s, size_t n);
 bool validate_is_hash_or_uuid(const char *s, size_t n);
 
 typedef bool (*validate_fn)(const char *s, size_t n);
-/* "github", "card", "iban", "us_ssn", "jwt", "phone", "aws_key_id" → function; NULL if unknown. */
+/* "github", "card", "iban", "us_ssn", "jwt", "phone", "aws_key_id", "basic_auth", "b64_secret",
+ * "b64_uri_credential" → function; NULL if unknown. */
 validate_fn validate_lookup(const char *name);
 
 /* CRC32 (IEEE) and base62 helpers, exposed for tests. */

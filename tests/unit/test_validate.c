@@ -385,6 +385,56 @@ static void test_aws(void **state)
     NO(validate_aws_key_id, "");
 }
 
+/* ---- base64-encoded credentials ------------------------------------------------ */
+
+static void test_base64_credentials(void **state)
+{
+    (void)state;
+    /* svc-deploy:Fhl7dkCFeD3XZ5QIf3TO, :p4Tq9sWv2LmX8rYz (empty user, token only) */
+    YES(validate_basic_auth, "c3ZjLWRlcGxveTpGaGw3ZGtDRmVEM1haNVFJZjNUTw==");
+    YES(validate_basic_auth, "OnA0VHE5c1d2MkxtWDhyWXo=");
+    YES(validate_basic_auth, "OnA0VHE5c1d2MkxtWDhyWXo");              /* unpadded */
+    YES(validate_basic_auth, "cmtfbGl2ZV84SmQyTHE5Vng0VG03V3AzOg=="); /* key as user, no password */
+    NO(validate_basic_auth, "YWRtaW46");                              /* admin: */
+    NO(validate_basic_auth, "YWRtaW46YWRtaW4=");                      /* admin:admin */
+    NO(validate_basic_auth, "dXNlcjpwYXNzd29yZA==");                  /* user:password */
+    NO(validate_basic_auth, "Y2k6YWJj");                              /* ci:abc, too short */
+    NO(validate_basic_auth, "bm8gY29sb24gaGVyZQ==");                  /* no colon here */
+    NO(validate_basic_auth, "ZGVwbG95OjxwYXNzd29yZD4=");              /* deploy:<password> */
+    NO(validate_basic_auth, "authentication");                        /* decodes to binary */
+    NO(validate_basic_auth, "c3ZjLWRlcGxveTpGaGw3ZGtDRmVEM1haNVFJZjNUTw="); /* bad padding */
+    NO(validate_basic_auth, "c3ZjLWRlcGxveTpGaGw3ZGtDRmVEM1haNVFJZjNUTw=a");
+    NO(validate_basic_auth, "c3ZjLWRlcGxveTpGaGw3ZGtDRmVEM1haNVFJZjNUT");    /* 4n+1 */
+    NO(validate_basic_auth, "c3ZjLWRlcGxveTpGaGw3ZGtD-mVEM1haNVFJZjNUTw=="); /* url alphabet */
+    NO(validate_basic_auth, "");
+
+    /* s3cr3t-V4lu3-Zq9!, K7pQ2vX9mLw4, "K7pQ2vX9mLw4\n" */
+    YES(validate_b64_secret, "czNjcjN0LVY0bHUzLVpxOSE=");
+    YES(validate_b64_secret, "SzdwUTJ2WDltTHc0");
+    YES(validate_b64_secret, "SzdwUTJ2WDltTHc0Cg==");
+    NO(validate_b64_secret, "bXktYXBwLW5hbWU=");     /* my-app-name */
+    NO(validate_b64_secret, "aGVsbG8gd29ybGQgZm9v"); /* hello world foo */
+    NO(validate_b64_secret, "cGFzc3dvcmQ=");         /* password */
+    NO(validate_b64_secret, "YWRtaW4=");             /* admin, short */
+    NO(validate_b64_secret, "Zm9vYmFyMTI=");         /* foobar12: low entropy */
+    NO(validate_b64_secret, "PDcZ8q1fLx0Wm3N2");     /* random base64 decodes to binary */
+    /* -----BEGIN PUBLIC KEY----- ... is not a secret */
+    NO(validate_b64_secret,
+       "LS0tLS1CRUdJTiBQVUJMSUMgS0VZLS0tLS0KTUZrd0V3WUhLb1pJemowQ0FRWUlLb1pJemowREFRY0RRZ0FF");
+    /* -----BEGIN EC PRIVATE KEY----- ... is */
+    YES(validate_b64_secret, "LS0tLS1CRUdJTiBFQyBQUklWQVRFIEtFWS0tLS0tCk1IY0NBUUVFSUJG");
+
+    /* postgresql://svc:Gz82kLq0vPw7@db.prod:5432/app */
+    YES(validate_b64_uri_credential,
+        "cG9zdGdyZXNxbDovL3N2YzpHejgya0xxMHZQdzdAZGIucHJvZDo1NDMyL2FwcA==");
+    NO(validate_b64_uri_credential,
+       "aHR0cHM6Ly9hcGkuYWNtZS5pby92MQ=="); /* https://api.acme.io/v1 */
+    /* postgres://postgres:postgres@localhost/db */
+    NO(validate_b64_uri_credential, "cG9zdGdyZXM6Ly9wb3N0Z3Jlczpwb3N0Z3Jlc0Bsb2NhbGhvc3QvZGI=");
+    NO(validate_b64_uri_credential, "czNjcjN0LVY0bHUzLVpxOSE=");
+    NO(validate_b64_uri_credential, "");
+}
+
 /* ---- entropy -------------------------------------------------------------------- */
 
 static void test_entropy(void **state)
@@ -539,6 +589,9 @@ static void test_lookup(void **state)
     assert_ptr_equal(validate_lookup("jwt"), validate_jwt);
     assert_ptr_equal(validate_lookup("phone"), validate_phone);
     assert_ptr_equal(validate_lookup("aws_key_id"), validate_aws_key_id);
+    assert_ptr_equal(validate_lookup("basic_auth"), validate_basic_auth);
+    assert_ptr_equal(validate_lookup("b64_secret"), validate_b64_secret);
+    assert_ptr_equal(validate_lookup("b64_uri_credential"), validate_b64_uri_credential);
     assert_null(validate_lookup("GitHub"));
     assert_null(validate_lookup("ssn"));
     assert_null(validate_lookup(""));
@@ -549,8 +602,9 @@ static void test_lookup(void **state)
 static void test_null(void **state)
 {
     (void)state;
-    static const char *const names[] = {"github", "card",  "iban",      "us_ssn",
-                                        "jwt",    "phone", "aws_key_id"};
+    static const char *const names[] = {
+        "github", "card",       "iban",       "us_ssn",     "jwt",
+        "phone",  "aws_key_id", "basic_auth", "b64_secret", "b64_uri_credential"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         assert_false(validate_lookup(names[i])(NULL, 0));
     assert_true(validate_is_placeholder(NULL, 0));
@@ -566,7 +620,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_phone),        cmocka_unit_test(test_aws),
         cmocka_unit_test(test_entropy),      cmocka_unit_test(test_placeholder),
         cmocka_unit_test(test_hash_uuid),    cmocka_unit_test(test_lookup),
-        cmocka_unit_test(test_null),
+        cmocka_unit_test(test_null),         cmocka_unit_test(test_base64_credentials),
     };
     if (argc > 1) cmocka_set_test_filter(argv[1]);
     return cmocka_run_group_tests(tests, NULL, NULL);
