@@ -1196,6 +1196,11 @@ void inspect_stream_free(inspect_stream_t *st)
 /* ------------------------------------------------------------------ */
 /* JSON                                                                 */
 
+/* Values up to this size are scanned behind their key (see json_ctx_t);
+ * longer ones (prompts, documents) on their own. */
+#define JSON_PAIR_KEY_MAX 64
+#define JSON_PAIR_VALUE_MAX 4096
+
 typedef struct json_ctx {
     const inspect_engine_t *e;
     inspect_scratch_t *s;
@@ -1204,6 +1209,13 @@ typedef struct json_ctx {
     size_t n, cap;
     bool next_is_path; /* the last key named a file */
     unsigned flags;    /* INSPECT_SCAN_* */
+    /* the last key (when short) and a buffer for `"key": "value"`, so that
+     * rules which need the key ("password": "...") see it next to the value */
+    char key[JSON_PAIR_KEY_MAX];
+    size_t keylen;
+    bool have_key;
+    char pair[JSON_PAIR_KEY_MAX + JSON_PAIR_VALUE_MAX + 8];
+    size_t pair_prefix; /* bytes before the value in pair */
 } json_ctx_t;
 
 static int json_keep(json_ctx_t *j, const inspect_finding_t *f, size_t rs, size_t re)
@@ -1231,6 +1243,20 @@ static int json_on_finding(const inspect_finding_t *f, void *ctx)
     return json_keep(j, f, s->map[f->start], s->map[f->end]) < 0 ? -1 : 0;
 }
 
+/* A finding in `"key": "value"`: the part inside the value, mapped to raw
+ * offsets; one wholly in the key (found when the key was scanned on its
+ * own) or the quotes is dropped. */
+static int json_on_pair_finding(const inspect_finding_t *f, void *ctx)
+{
+    json_ctx_t *j = ctx;
+    const json_string_t *s = j->str;
+    size_t p = j->pair_prefix, fs = (size_t)f->start, fe = (size_t)f->end;
+    if (fe <= p || fs >= p + s->len) return 0;
+    fs = fs > p ? fs - p : 0;
+    fe = fe - p < s->len ? fe - p : s->len;
+    return json_keep(j, f, s->map[fs], s->map[fe]) < 0 ? -1 : 0;
+}
+
 static int json_on_path(const inspect_finding_t *f, void *ctx)
 {
     json_ctx_t *j = ctx;
@@ -1250,7 +1276,22 @@ static int json_on_string(const json_string_t *str, void *ctx)
 {
     json_ctx_t *j = ctx;
     j->str = str;
-    int rc = inspect_scan_text(j->e, j->s, str->text, str->len, json_on_finding, j);
+    int rc;
+    if (!str->is_key && j->have_key && str->len <= JSON_PAIR_VALUE_MAX) {
+        size_t o = 0;
+        j->pair[o++] = '"';
+        memcpy(j->pair + o, j->key, j->keylen);
+        o += j->keylen;
+        memcpy(j->pair + o, "\": \"", 4);
+        o += 4;
+        j->pair_prefix = o;
+        memcpy(j->pair + o, str->text, str->len);
+        o += str->len;
+        j->pair[o++] = '"';
+        rc = inspect_scan_text(j->e, j->s, j->pair, o, json_on_pair_finding, j);
+    } else {
+        rc = inspect_scan_text(j->e, j->s, str->text, str->len, json_on_finding, j);
+    }
     if (rc) return rc;
     if (!str->is_key && j->next_is_path && str->len < 4096) {
         rc = inspect_check_path(j->e, str->text, str->len, json_on_path, j);
@@ -1262,6 +1303,11 @@ static int json_on_string(const json_string_t *str, void *ctx)
         if (rc) return rc;
     }
     j->next_is_path = str->is_key && key_names_file(str->text, str->len);
+    j->have_key = str->is_key && str->len <= JSON_PAIR_KEY_MAX;
+    if (j->have_key) {
+        memcpy(j->key, str->text, str->len);
+        j->keylen = str->len;
+    }
     return 0;
 }
 

@@ -79,7 +79,9 @@ int inspect_scan_text(const inspect_engine_t *e, inspect_scratch_t *s, const cha
 
 /* A JSON document: every string (keys and values) is scanned decoded
  * (escapes resolved), and findings are reported in raw byte offsets of the
- * document, widened to whole escape sequences.  String values under keys
+ * document, widened to whole escape sequences.  A value of at most 4 KiB is
+ * scanned behind its key, as `"key": "value"`, so rules that need the key
+ * ("password": "...") match; only the value's bytes can be a finding.  String values under keys
  * that name files ("path", "file", "filename", "file_path", "filepath",
  * "name" of an attachment) are also checked against the path rules.
  * -2 when `data` is not valid JSON (message in err). */

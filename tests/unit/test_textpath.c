@@ -3,7 +3,8 @@
  * mentioned in free text) and of INSPECT_SCAN_TEXT_PATHS in the engine:
  * each shape found with its exact byte range, prose and code that only
  * look alike not reported, JSON strings mapped back to raw offsets, and
- * findings delivered in order of position.
+ * findings delivered in order of position; and JSON values scanned behind
+ * their keys.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -231,12 +232,33 @@ static void test_engine_json(void **state)
     inspect_scratch_free(s);
 }
 
+/* A JSON value is scanned behind its key, so rules that need the key see
+ * it; the finding is the value's raw range, and the same value without a
+ * key (in an array) is not a finding. */
+static void test_json_key_context(void **state)
+{
+    (void)state;
+    inspect_scratch_t *s = inspect_scratch_new(eng);
+    assert_non_null(s);
+    const char *j = "{\"db\": {\"password\": \"Zq8mT2vL9xKp4wR7\"}, "
+                    "\"list\": [\"Zq8mT2vL9xKp4wR7\"], \"note\": \"password reset\"}";
+    found_t r = {0};
+    char err[128];
+    assert_int_equal(inspect_scan_json(eng, s, j, strlen(j), on_finding, &r, err, sizeof err), 0);
+    assert_int_equal(r.n, 1);
+    assert_int_equal(r.cat[0], INSPECT_SECRET);
+    const char *v = strstr(j, "Zq8m");
+    assert_int_equal(r.start[0], v - j);
+    assert_int_equal(r.end[0], v - j + 16);
+    inspect_scratch_free(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_shapes),      cmocka_unit_test(test_lookalikes),
         cmocka_unit_test(test_bounds),      cmocka_unit_test(test_engine_text),
-        cmocka_unit_test(test_engine_json),
+        cmocka_unit_test(test_engine_json), cmocka_unit_test(test_json_key_context),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
