@@ -15,7 +15,8 @@
 #     like-for-like ratio;
 #   * bench/scan_engine.c (linked with build/libcdeguard.a): single-thread
 #     MB/s of inspect_scan_text on the corpus headers concatenated, and
-#     latency of inspect_scan_json on 1 KB / 100 KB / 1 MB chat-completion bodies.
+#     latency of inspect_scan_json_flags (text paths on, as the gateway scans)
+#     on 1 KB / 100 KB / 1 MB chat-completion bodies.
 # Prints two Markdown tables and writes them to bench/results/scan-<date>.md.
 #
 # Environment (all optional):
@@ -222,7 +223,7 @@ HDR_MB=$(awk -v b="$(stat -c %s "$T/headers.txt")" 'BEGIN { printf "%.1f", b / 1
 log "engine: inspect_scan_text over $HDR_MB MB of headers, >= ${ENGINE_SECS}s"
 ENG_TEXT=$("$T/scan_engine" text "$T/headers.txt" "$ENGINE_SECS") || die "scan_engine text failed"
 log "$ENG_TEXT"
-log "engine: inspect_scan_json, iterations $ITERS"
+log "engine: inspect_scan_json_flags, iterations $ITERS"
 # shellcheck disable=SC2086
 ENG_JSON=$("$T/scan_engine" json $ITERS) || die "scan_engine json failed"
 printf '%s\n' "$ENG_JSON" >&2
@@ -267,7 +268,7 @@ EXTRAP=""
             target="—"
             verdict=""
         fi
-        echo "| inspect_scan_json $l body ($(kv "$line" bytes) B, $(kv "$line" iters) runs) p50 / p99 | $(us2ms "$p50") / $(us2ms "$p99") | $target | $verdict |"
+        echo "| inspect_scan_json_flags $l body ($(kv "$line" bytes) B, $(kv "$line" iters) runs) p50 / p99 | $(us2ms "$p50") / $(us2ms "$p99") | $target | $verdict |"
     done
     echo "| end to end vs secretlint, same files ($SUBSET_MB MB) | $(VS "${MBPS[cdgsub]:-${MBPS[cdg]}}") | ≥ 100× | $(met "$(VS "${MBPS[cdgsub]:-${MBPS[cdg]}}" | tr -d '×')" '>=' 100) |"
     [[ -n ${SECS[cdgsub]:-} ]] &&
@@ -287,7 +288,7 @@ EXTRAP=""
     echo "- Canary \`$CANARY\` (fake GitHub token, AWS key id and secret key, random each run) — reported by cdeguard: ${CANARY_HIT[cdg]}; by secretlint: ${CANARY_HIT[sl]}."
     echo "- Findings are a sanity check, not a quality comparison: the rule sets differ (cdeguard also reports PII such as e-mail addresses and IP addresses; secretlint's preset reports secrets only)."
     echo "- Engine: \`bench/scan_engine.c\` linked with build/libcdeguard.a, built-in rules. Text: one untimed scan, then whole-file inspect_scan_text scans on one thread until ≥ ${ENGINE_SECS}s and ≥ 3 runs; median of runs: \`$ENG_TEXT\`."
-    echo "- JSON: generated OpenAI chat-completion request bodies (system prompt, user/assistant turns with C and Python code blocks and prose, planted fake AWS key id / GitHub token / e-mail + phone), timed per inspect_scan_json call with CLOCK_MONOTONIC after 10 % untimed warm-up:"
+    echo "- JSON: generated OpenAI chat-completion request bodies (system prompt, user/assistant turns with C and Python code blocks and prose, planted fake AWS key id / GitHub token / e-mail + phone), timed per inspect_scan_json_flags call (INSPECT_SCAN_TEXT_PATHS) with CLOCK_MONOTONIC after 10 % untimed warm-up:"
     while IFS= read -r line; do echo "  - \`$line\`"; done <<<"$ENG_JSON"
     echo "- All on one machine with other load possible; cdeguard, secretlint and the engine ran one after another, not concurrently."
 } >"$REPORT"

@@ -70,6 +70,8 @@ typedef struct rule {
     size_t line;
 } rule_t;
 
+#define ENGINE_MAX_TRIGGERS 64
+
 struct inspect_engine {
     rule_t *rules;
     size_t nrules;
@@ -77,7 +79,9 @@ struct inspect_engine {
      * (case-insensitive literals), the explicit prefilters, and the other
      * regexes in prefilter mode. */
     hs_database_t *db;
-    unsigned *db_ids; /* Vectorscan id -> rule index, or DB_TEXTPATH_TRIGGER */
+    unsigned *db_ids;  /* Vectorscan id -> rule index, or DB_TEXTPATH_TRIGGER */
+    size_t trig_first; /* Vectorscan id of the first textpath trigger */
+    size_t trig_len[ENGINE_MAX_TRIGGERS];
     size_t ndb;
     /* Rules gated on numeric phrases or anchor bytes (see gate.h) */
     gate_spec_t gate;
@@ -86,6 +90,9 @@ struct inspect_engine {
 };
 
 #define DB_TEXTPATH_TRIGGER UINT_MAX
+/* Trigger positions kept per scan; past that, the text-path pass reads the
+ * whole text instead (same result, more time). */
+#define SCAN_MAX_TRIGGER_HITS 1024
 
 typedef struct window {
     size_t start, end;
@@ -114,7 +121,10 @@ struct inspect_scratch {
     size_t len;
 
     bool oom;
-    bool textpath_hit; /* a textpath trigger literal is in the subject */
+    /* where textpath trigger literals are in the subject */
+    inspect_textpath_hit_t hits[SCAN_MAX_TRIGGER_HITS];
+    size_t nhits;
+    bool hits_overflow;
 };
 
 const char *inspect_category_name(inspect_category_t c)
@@ -538,9 +548,8 @@ static int engine_compile(inspect_engine_t *e, char *err, size_t errlen)
         else
             n += uses_keywords(r) ? r->nkeywords : 1;
     }
-    size_t ntrig = 0;
-    while (inspect_textpath_triggers[ntrig])
-        ntrig++;
+    size_t ntrig = inspect_textpath_ntriggers();
+    if (ntrig > ENGINE_MAX_TRIGGERS) ntrig = ENGINE_MAX_TRIGGERS; /* textpath.c keeps fewer */
     n += ntrig;
     const char **exprs = calloc(n + 1, sizeof *exprs);
     char **owned = calloc(n + 1, sizeof *owned);
@@ -587,12 +596,14 @@ static int engine_compile(inspect_engine_t *e, char *err, size_t errlen)
             e->db_ids[k++] = (unsigned)i;
         }
     }
-    /* the literals every path mention contains (textpath.h): a hit says the
-     * text-path pass has something to find; reported once per scan */
+    /* the literals every path mention contains (textpath.h): their
+     * positions tell the text-path pass where to look */
+    e->trig_first = k;
     for (size_t t = 0; t < ntrig; t++) {
-        if (!(owned[k] = literal_expr(inspect_textpath_triggers[t]))) goto out;
+        if (!(owned[k] = literal_expr(inspect_textpath_trigger(t)))) goto out;
+        e->trig_len[t] = strlen(inspect_textpath_trigger(t));
         exprs[k] = owned[k];
-        flags[k] = HS_FLAG_CASELESS | HS_FLAG_SINGLEMATCH;
+        flags[k] = HS_FLAG_CASELESS;
         ids[k] = (unsigned)k;
         e->db_ids[k++] = DB_TEXTPATH_TRIGGER;
     }
@@ -771,7 +782,12 @@ static int on_candidate(unsigned id, unsigned long long from, unsigned long long
     (void)flags;
     inspect_scratch_t *s = ctx;
     if (s->e->db_ids[id] == DB_TEXTPATH_TRIGGER) {
-        s->textpath_hit = true;
+        size_t t = id - s->e->trig_first;
+        if (s->nhits < SCAN_MAX_TRIGGER_HITS)
+            s->hits[s->nhits++] =
+                (inspect_textpath_hit_t){(size_t)to - s->e->trig_len[t], (unsigned)t};
+        else
+            s->hits_overflow = true;
         return 0;
     }
     int ri = (int)s->e->db_ids[id];
@@ -965,6 +981,16 @@ static int keep_finding(const inspect_finding_t *f, void *ctx)
     return finding_list_add(ctx, f) < 0 ? -1 : 0;
 }
 
+/* Path mentions in what was just scanned, around the trigger hits (or
+ * everywhere when there were too many to keep). */
+static int text_paths(const inspect_engine_t *e, inspect_scratch_t *s, const char *data, size_t len,
+                      inspect_cb cb, void *ctx)
+{
+    if (s->hits_overflow) return inspect_textpath_scan(e, data, len, cb, ctx);
+    if (s->nhits == 0) return 0;
+    return inspect_textpath_scan_at(e, data, len, s->hits, s->nhits, cb, ctx);
+}
+
 /* The scan proper.  With INSPECT_SCAN_TEXT_PATHS, path mentions
  * (textpath.h) are looked for when the Vectorscan pass saw one of their
  * trigger literals, and delivered merged with the content findings, in
@@ -974,10 +1000,12 @@ static int scan_text(const inspect_engine_t *e, inspect_scratch_t *s, const char
 {
     finding_list_t paths = {0};
     int rc = 0;
+    if (len > UINT_MAX) return -1; /* Vectorscan takes 32-bit lengths: stream larger inputs */
     s->nfound = 0;
     s->ntouched = 0;
     s->oom = false;
-    s->textpath_hit = false;
+    s->nhits = 0;
+    s->hits_overflow = false;
     s->len = len;
     s->data = data;
     if (e->db && len > 0) {
@@ -988,8 +1016,7 @@ static int scan_text(const inspect_engine_t *e, inspect_scratch_t *s, const char
     for (size_t i = 0; i < s->ntouched; i++)
         exact_rule(s, s->touched[i], data);
     if (s->oom) return -1;
-    if ((flags & INSPECT_SCAN_TEXT_PATHS) && s->textpath_hit &&
-        inspect_textpath_scan(e, data, len, keep_finding, &paths) != 0) {
+    if ((flags & INSPECT_SCAN_TEXT_PATHS) && text_paths(e, s, data, len, keep_finding, &paths)) {
         free(paths.v);
         return -1;
     }
@@ -1277,7 +1304,8 @@ static int json_on_string(const json_string_t *str, void *ctx)
     json_ctx_t *j = ctx;
     j->str = str;
     int rc;
-    if (!str->is_key && j->have_key && str->len <= JSON_PAIR_VALUE_MAX) {
+    bool scanned_pair = !str->is_key && j->have_key && str->len <= JSON_PAIR_VALUE_MAX;
+    if (scanned_pair) {
         size_t o = 0;
         j->pair[o++] = '"';
         memcpy(j->pair + o, j->key, j->keylen);
@@ -1297,9 +1325,21 @@ static int json_on_string(const json_string_t *str, void *ctx)
         rc = inspect_check_path(j->e, str->text, str->len, json_on_path, j);
         if (rc) return rc;
     }
-    if (!str->is_key && (j->flags & INSPECT_SCAN_TEXT_PATHS) && j->s->textpath_hit) {
-        /* mentions are mapped back like content findings */
-        rc = inspect_textpath_scan(j->e, str->text, str->len, json_on_finding, j);
+    if (!str->is_key && (j->flags & INSPECT_SCAN_TEXT_PATHS)) {
+        /* hits in `"key": "value"` are moved to the value (those in the
+         * key or the closing quote dropped); mentions are mapped back like
+         * content findings */
+        inspect_scratch_t *s = j->s;
+        if (scanned_pair) {
+            size_t m = 0, p = j->pair_prefix;
+            for (size_t i = 0; i < s->nhits; i++) {
+                const inspect_textpath_hit_t *h = &s->hits[i];
+                if (h->start < p || h->start - p + j->e->trig_len[h->trigger] > str->len) continue;
+                s->hits[m++] = (inspect_textpath_hit_t){h->start - p, h->trigger};
+            }
+            s->nhits = m;
+        }
+        rc = text_paths(j->e, s, str->text, str->len, json_on_finding, j);
         if (rc) return rc;
     }
     j->next_is_path = str->is_key && key_names_file(str->text, str->len);

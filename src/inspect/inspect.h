@@ -73,7 +73,7 @@ int inspect_rule_enable(inspect_engine_t *e, const char *id, bool on);
 inspect_scratch_t *inspect_scratch_new(const inspect_engine_t *e);
 void inspect_scratch_free(inspect_scratch_t *s);
 
-/* Plain text. */
+/* Plain text (at most 4 GiB - 1 per call, -1 beyond: use a stream). */
 int inspect_scan_text(const inspect_engine_t *e, inspect_scratch_t *s, const char *data, size_t len,
                       inspect_cb cb, void *ctx);
 

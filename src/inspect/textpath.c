@@ -180,46 +180,40 @@ static void tp_line_commands(const char *d, size_t s, size_t end, tp_list_t *l)
 
 /* Commands after a separator (| || && ; ` $( ( ) or at the start of a
  * quoted string (a tool-call argument such as "cat .env"). */
+static void tp_after_separator(const char *d, size_t len, size_t i, size_t *line_end, tp_list_t *l)
+{
+    size_t j = i + 1;
+    while (j < len && tp_blank(d[j]))
+        j++;
+    if (j >= len || !tp_command_first[(unsigned char)d[j]]) return;
+    /* j only grows: the line end found last is still j's until j passes
+     * it (no quadratic rescans of one long line) */
+    if (*line_end < j || *line_end == 0) *line_end = tp_line_end(d, len, j);
+    tp_command_at(d, j, *line_end, l);
+}
+
 static void tp_separator_commands(const char *d, size_t len, tp_list_t *l)
 {
     static const bool sep[256] = {['|'] = true, ['&'] = true, [';'] = true, ['`'] = true,
                                   ['('] = true, ['"'] = true, ['\''] = true};
-    size_t i = 0, line_end = 0;
-    for (;;) {
+    size_t base = 0, line_end = 0;
 #ifdef __SSE2__
-        /* skip 16 bytes at a time while none is a separator */
-        while (i + 16 <= len) {
-            __m128i v = _mm_loadu_si128((const __m128i *)(d + i));
-            __m128i m =
-                _mm_or_si128(_mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('|')),
-                                                       _mm_cmpeq_epi8(v, _mm_set1_epi8('&'))),
-                                          _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8(';')),
-                                                       _mm_cmpeq_epi8(v, _mm_set1_epi8('`')))),
-                             _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('(')),
-                                                       _mm_cmpeq_epi8(v, _mm_set1_epi8('"'))),
-                                          _mm_cmpeq_epi8(v, _mm_set1_epi8('\''))));
-            unsigned bits = (unsigned)_mm_movemask_epi8(m);
-            if (bits) {
-                i += (size_t)__builtin_ctz(bits);
-                break;
-            }
-            i += 16;
-        }
-#endif
-        while (i < len && !sep[(unsigned char)d[i]])
-            i++;
-        if (i >= len) return;
-        size_t j = i + 1;
-        while (j < len && tp_blank(d[j]))
-            j++;
-        if (j < len && tp_command_first[(unsigned char)d[j]]) {
-            /* j only grows: the line end found last is still j's until j
-             * passes it (no quadratic rescans of one long line) */
-            if (line_end < j || line_end == 0) line_end = tp_line_end(d, len, j);
-            tp_command_at(d, j, line_end, l);
-        }
-        i++;
+    /* 16 bytes at a time; every separator of a block from one mask */
+    for (; base + 16 <= len; base += 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(d + base));
+        __m128i m = _mm_or_si128(_mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('|')),
+                                                           _mm_cmpeq_epi8(v, _mm_set1_epi8('&'))),
+                                              _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8(';')),
+                                                           _mm_cmpeq_epi8(v, _mm_set1_epi8('`')))),
+                                 _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('(')),
+                                                           _mm_cmpeq_epi8(v, _mm_set1_epi8('"'))),
+                                              _mm_cmpeq_epi8(v, _mm_set1_epi8('\''))));
+        for (unsigned bits = (unsigned)_mm_movemask_epi8(m); bits; bits &= bits - 1)
+            tp_after_separator(d, len, base + (size_t)__builtin_ctz(bits), &line_end, l);
     }
+#endif
+    for (size_t i = base; i < len; i++)
+        if (sep[(unsigned char)d[i]]) tp_after_separator(d, len, i, &line_end, l);
 }
 
 /* Every shape below contains one of these (compared case-insensitively):
@@ -227,49 +221,65 @@ static void tp_separator_commands(const char *d, size_t len, tp_list_t *l)
  * a fence, or a quoted key naming a file.  Keep in step with tp_commands,
  * tp_file_line, tp_fence and tp_file_key: a shape without a trigger is
  * never looked for. */
-const char *const inspect_textpath_triggers[] = {"cat ",
-                                                 "cat\t",
-                                                 "head ",
-                                                 "head\t",
-                                                 "tail ",
-                                                 "tail\t",
-                                                 "less ",
-                                                 "less\t",
-                                                 "more ",
-                                                 "more\t",
-                                                 "bat ",
-                                                 "bat\t",
-                                                 "tac ",
-                                                 "tac\t",
-                                                 "nl ",
-                                                 "nl\t",
-                                                 "xxd ",
-                                                 "xxd\t",
-                                                 "base64 ",
-                                                 "base64\t",
-                                                 "strings ",
-                                                 "strings\t",
-                                                 "==> ",
-                                                 "file:",
-                                                 "filename:",
-                                                 "path:",
-                                                 "```",
-                                                 "~~~",
-                                                 "\"path\"",
-                                                 "\"file\"",
-                                                 "\"filename\"",
-                                                 "\"file_path\"",
-                                                 "\"filepath\"",
-                                                 "\"file_name\"",
-                                                 "\"target_file\"",
-                                                 "\"source\"",
-                                                 "\"source_path\"",
-                                                 "\"target\"",
-                                                 "\"target_path\"",
-                                                 "\"notebook_path\"",
-                                                 "\"absolute_path\"",
-                                                 "\"relative_path\"",
-                                                 NULL};
+typedef enum { TP_K_COMMAND, TP_K_HEADER, TP_K_LABEL, TP_K_FENCE, TP_K_KEY } tp_kind_t;
+
+static const struct {
+    const char *lit;
+    tp_kind_t kind;
+} tp_triggers[] = {{"cat ", TP_K_COMMAND},
+                   {"cat\t", TP_K_COMMAND},
+                   {"head ", TP_K_COMMAND},
+                   {"head\t", TP_K_COMMAND},
+                   {"tail ", TP_K_COMMAND},
+                   {"tail\t", TP_K_COMMAND},
+                   {"less ", TP_K_COMMAND},
+                   {"less\t", TP_K_COMMAND},
+                   {"more ", TP_K_COMMAND},
+                   {"more\t", TP_K_COMMAND},
+                   {"bat ", TP_K_COMMAND},
+                   {"bat\t", TP_K_COMMAND},
+                   {"tac ", TP_K_COMMAND},
+                   {"tac\t", TP_K_COMMAND},
+                   {"nl ", TP_K_COMMAND},
+                   {"nl\t", TP_K_COMMAND},
+                   {"xxd ", TP_K_COMMAND},
+                   {"xxd\t", TP_K_COMMAND},
+                   {"base64 ", TP_K_COMMAND},
+                   {"base64\t", TP_K_COMMAND},
+                   {"strings ", TP_K_COMMAND},
+                   {"strings\t", TP_K_COMMAND},
+                   {"==> ", TP_K_HEADER},
+                   {"file:", TP_K_LABEL},
+                   {"filename:", TP_K_LABEL},
+                   {"path:", TP_K_LABEL},
+                   {"```", TP_K_FENCE},
+                   {"~~~", TP_K_FENCE},
+                   {"\"path\"", TP_K_KEY},
+                   {"\"file\"", TP_K_KEY},
+                   {"\"filename\"", TP_K_KEY},
+                   {"\"file_path\"", TP_K_KEY},
+                   {"\"filepath\"", TP_K_KEY},
+                   {"\"file_name\"", TP_K_KEY},
+                   {"\"target_file\"", TP_K_KEY},
+                   {"\"source\"", TP_K_KEY},
+                   {"\"source_path\"", TP_K_KEY},
+                   {"\"target\"", TP_K_KEY},
+                   {"\"target_path\"", TP_K_KEY},
+                   {"\"notebook_path\"", TP_K_KEY},
+                   {"\"absolute_path\"", TP_K_KEY},
+                   {"\"relative_path\"", TP_K_KEY}};
+
+#define TP_NTRIGGERS (sizeof tp_triggers / sizeof tp_triggers[0])
+
+size_t inspect_textpath_ntriggers(void)
+{
+    return TP_NTRIGGERS;
+}
+
+const char *inspect_textpath_trigger(size_t i)
+{
+    return i < TP_NTRIGGERS ? tp_triggers[i].lit : NULL;
+}
 
 /* ---------------------------------------------------------------- */
 /* line-anchored shapes                                              */
@@ -413,30 +423,33 @@ static bool tp_file_key(const char *k, size_t n)
     return false;
 }
 
+/* A quoted key naming a file at the quote q, then ':' or '=' and a quoted
+ * value: the value is a candidate.  Returns where to look next. */
+static size_t tp_key_at(const char *d, size_t len, size_t q, tp_list_t *l)
+{
+    size_t ks = q + 1;
+    const char *qe = memchr(d + ks, '"', len - ks < 32 ? len - ks : 32);
+    if (!qe) return ks;
+    size_t ke = (size_t)(qe - d), i = ke; /* the closing quote may open the next string */
+    if (!tp_file_key(d + ks, ke - ks)) return i;
+    size_t j = ke + 1;
+    while (j < len && tp_blank(d[j]))
+        j++;
+    if (j >= len || (d[j] != ':' && d[j] != '=')) return i;
+    j++;
+    while (j < len && tp_blank(d[j]))
+        j++;
+    if (j < len && d[j] == '"') i = tp_token(d, j, tp_line_end(d, len, j), l);
+    return i > ke ? i : ke + 1;
+}
+
 static void tp_find_keys(const char *d, size_t len, tp_list_t *l)
 {
     size_t i = 0;
     while (i < len) {
         const char *q = memchr(d + i, '"', len - i);
         if (!q) return;
-        size_t ks = (size_t)(q - d) + 1;
-        const char *qe = memchr(d + ks, '"', len - ks < 32 ? len - ks : 32);
-        if (!qe) {
-            i = ks;
-            continue;
-        }
-        size_t ke = (size_t)(qe - d);
-        i = ke; /* the closing quote may open the next string */
-        if (!tp_file_key(d + ks, ke - ks)) continue;
-        size_t j = ke + 1;
-        while (j < len && tp_blank(d[j]))
-            j++;
-        if (j >= len || (d[j] != ':' && d[j] != '=')) continue;
-        j++;
-        while (j < len && tp_blank(d[j]))
-            j++;
-        if (j < len && d[j] == '"') i = tp_token(d, j, tp_line_end(d, len, j), l);
-        if (i <= ke) i = ke + 1;
+        i = tp_key_at(d, len, (size_t)(q - d), l);
     }
 }
 
@@ -448,25 +461,123 @@ static int tp_cmp(const void *pa, const void *pb)
     return 0;
 }
 
+/* Sort, drop duplicates, hand to fn; frees the list. */
+static int tp_deliver(tp_list_t *l, inspect_textpath_fn fn, void *ctx)
+{
+    int rc = 0;
+    if (l->oom) {
+        free(l->v);
+        return -1;
+    }
+    if (l->n > 1) qsort(l->v, l->n, sizeof *l->v, tp_cmp);
+    for (size_t i = 0; i < l->n && rc == 0; i++) {
+        if (i > 0 && l->v[i].start == l->v[i - 1].start && l->v[i].end == l->v[i - 1].end) continue;
+        rc = fn(l->v[i].start, l->v[i].end, ctx);
+    }
+    free(l->v);
+    return rc;
+}
+
 int inspect_textpath_candidates(const char *data, size_t len, inspect_textpath_fn fn, void *ctx)
 {
     tp_list_t l = {.budget = TEXTPATH_WORK_FACTOR * len + 65536};
-    int rc = 0;
     if (!data || len == 0) return 0;
     tp_find_lines(data, len, &l);
     tp_separator_commands(data, len, &l);
     tp_find_keys(data, len, &l);
-    if (l.oom) {
-        free(l.v);
-        return -1;
+    return tp_deliver(&l, fn, ctx);
+}
+
+/* The line around the hits, tracked as they advance (hits sorted by start):
+ * line start, first non-blank, the command position after a prompt. */
+typedef struct tp_line {
+    size_t known;  /* newlines before this offset have been looked at */
+    size_t start;  /* line start */
+    size_t end;    /* line end (valid while > the hit; 0 = unknown) */
+    size_t first;  /* first non-blank byte of the line */
+    size_t prompt; /* where a command after a shell prompt would start, or SIZE_MAX */
+} tp_line_t;
+
+static void tp_line_at(const char *d, size_t len, size_t h, tp_line_t *ln)
+{
+    bool moved = false;
+    if (h > ln->known) {
+        const char *nl = memrchr(d + ln->known, '\n', h - ln->known);
+        if (nl) {
+            ln->start = (size_t)(nl - d) + 1;
+            moved = true;
+        }
+        ln->known = h;
     }
-    if (l.n > 1) qsort(l.v, l.n, sizeof *l.v, tp_cmp);
-    for (size_t i = 0; i < l.n && rc == 0; i++) {
-        if (i > 0 && l.v[i].start == l.v[i - 1].start && l.v[i].end == l.v[i - 1].end) continue;
-        rc = fn(l.v[i].start, l.v[i].end, ctx);
+    if (moved || ln->end == 0) {
+        ln->end = tp_line_end(d, len, ln->start);
+        size_t f = ln->start;
+        while (f < ln->end && tp_blank(d[f]))
+            f++;
+        ln->first = f;
+        ln->prompt = SIZE_MAX;
+        size_t w = f;
+        while (w < ln->end && !tp_blank(d[w]) && w - f < 96)
+            w++;
+        if (w > f && w < ln->end &&
+            (d[w - 1] == '$' || d[w - 1] == '#' || d[w - 1] == '%' || d[w - 1] == '>')) {
+            while (w < ln->end && tp_blank(d[w]))
+                w++;
+            ln->prompt = w;
+        }
     }
-    free(l.v);
-    return rc;
+}
+
+/* Is a command word at h in command position? (see tp_line_commands and
+ * tp_separator_commands, which find the same positions by scanning) */
+static bool tp_command_position(const char *d, size_t h, const tp_line_t *ln)
+{
+    static const bool sep[256] = {['|'] = true, ['&'] = true, [';'] = true, ['`'] = true,
+                                  ['('] = true, ['"'] = true, ['\''] = true};
+    if (h == ln->first || h == ln->prompt) return true;
+    size_t j = h;
+    while (j > ln->start && tp_blank(d[j - 1]))
+        j--;
+    return j > ln->start && sep[(unsigned char)d[j - 1]];
+}
+
+static int tp_hit_cmp(const void *pa, const void *pb)
+{
+    const inspect_textpath_hit_t *a = pa, *b = pb;
+    return a->start < b->start ? -1 : a->start > b->start;
+}
+
+int inspect_textpath_candidates_at(const char *data, size_t len, inspect_textpath_hit_t *hits,
+                                   size_t nhits, inspect_textpath_fn fn, void *ctx)
+{
+    tp_list_t l = {.budget = TEXTPATH_WORK_FACTOR * len + 65536};
+    tp_line_t ln = {0};
+    size_t next_key = 0; /* a key hit before this was consumed by the previous one */
+    if (!data || len == 0 || nhits == 0) return 0;
+    qsort(hits, nhits, sizeof *hits, tp_hit_cmp);
+    for (size_t i = 0; i < nhits; i++) {
+        size_t h = hits[i].start;
+        if (h >= len || hits[i].trigger >= TP_NTRIGGERS) continue;
+        tp_line_at(data, len, h, &ln);
+        switch (tp_triggers[hits[i].trigger].kind) {
+        case TP_K_COMMAND:
+            if (tp_command_position(data, h, &ln)) tp_command_at(data, h, ln.end, &l);
+            break;
+        case TP_K_HEADER:
+            if (h == ln.first) tp_header(data, h, ln.end, &l);
+            break;
+        case TP_K_LABEL:
+            tp_file_line(data, ln.first, ln.end, &l);
+            break;
+        case TP_K_FENCE:
+            if (h == ln.first) tp_fence(data, h, ln.end, &l);
+            break;
+        case TP_K_KEY:
+            if (h >= next_key) next_key = tp_key_at(data, len, h, &l);
+            break;
+        }
+    }
+    return tp_deliver(&l, fn, ctx);
 }
 
 /* ---------------------------------------------------------------- */
@@ -509,6 +620,13 @@ static int tp_on_candidate(size_t start, size_t end, void *ctx)
     t->start = start;
     t->end = end;
     return inspect_check_path(t->e, t->data + start, end - start, tp_on_path, t);
+}
+
+int inspect_textpath_scan_at(const inspect_engine_t *e, const char *data, size_t len,
+                             inspect_textpath_hit_t *hits, size_t nhits, inspect_cb cb, void *ctx)
+{
+    tp_scan_t t = {.e = e, .data = data, .cb = cb, .ctx = ctx, .line = 1};
+    return inspect_textpath_candidates_at(data, len, hits, nhits, tp_on_candidate, &t);
 }
 
 int inspect_textpath_scan(const inspect_engine_t *e, const char *data, size_t len, inspect_cb cb,

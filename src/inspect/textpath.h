@@ -41,10 +41,17 @@
 #define TEXTPATH_MAX_CANDIDATES 65536
 #define TEXTPATH_WORK_FACTOR 8
 
-/* Literals (NULL-terminated list; compare case-insensitively) of which
- * every mention's context contains at least one: the engine looks for them
- * in its Vectorscan pass and runs this module only on text that has one. */
-extern const char *const inspect_textpath_triggers[];
+/* Trigger literals (compare case-insensitively): every mention's context
+ * contains at least one.  The engine finds them in its Vectorscan pass and
+ * hands their positions to inspect_textpath_scan_at(), so only the lines
+ * around them are looked at. */
+size_t inspect_textpath_ntriggers(void);
+const char *inspect_textpath_trigger(size_t i); /* NULL past the end */
+
+typedef struct inspect_textpath_hit {
+    size_t start;     /* offset of the trigger literal in the text */
+    unsigned trigger; /* its index */
+} inspect_textpath_hit_t;
 
 /* A mention [start, end) of data; non-zero stops the search. */
 typedef int (*inspect_textpath_fn)(size_t start, size_t end, void *ctx);
@@ -52,8 +59,16 @@ typedef int (*inspect_textpath_fn)(size_t start, size_t end, void *ctx);
 /* Every mention, sorted by start, without duplicates. */
 int inspect_textpath_candidates(const char *data, size_t len, inspect_textpath_fn fn, void *ctx);
 
+/* The same, looking only around the given trigger hits (every hit of
+ * every trigger in data, in any order: the array is sorted in place);
+ * equal to inspect_textpath_candidates() when the hits are complete. */
+int inspect_textpath_candidates_at(const char *data, size_t len, inspect_textpath_hit_t *hits,
+                                   size_t nhits, inspect_textpath_fn fn, void *ctx);
+
 /* Every mention that a path rule of `e` matches, as findings. */
 int inspect_textpath_scan(const inspect_engine_t *e, const char *data, size_t len, inspect_cb cb,
                           void *ctx);
+int inspect_textpath_scan_at(const inspect_engine_t *e, const char *data, size_t len,
+                             inspect_textpath_hit_t *hits, size_t nhits, inspect_cb cb, void *ctx);
 
 #endif

@@ -34,6 +34,8 @@
 #include "scan/scan_int.h"
 
 #define PAYLOAD_DEFAULT_MAX ((uint64_t)64 * 1024 * 1024)
+/* one payload is scanned whole; JSON offsets are 32-bit */
+#define PAYLOAD_LIMIT ((uint64_t)1024 * 1024 * 1024)
 
 const char payload_usage[] =
     "usage: cdeguard inspect [options] [FILE|-]\n"
@@ -51,7 +53,7 @@ const char payload_usage[] =
     "                      each finding whose action is redact replaced by\n"
     "                      [REDACTED:<rule-id>] (JSON stays valid); nothing when\n"
     "                      the verdict is block\n"
-    "  --max-size SIZE     largest payload read (default 64MiB)\n"
+    "  --max-size SIZE     largest payload read (default 64MiB, at most 1GiB)\n"
     "  -q, --quiet         no summary on standard error\n"
     "\n"
     "Without --redact, a JSON report goes to standard output: the verdict, and\n"
@@ -115,8 +117,8 @@ static int payload_args(payload_t *p, int argc, char **argv)
                 return -1;
             }
         } else if (!strcmp(a, "--max-size")) {
-            if (config_parse_size(v, &p->max) < 0 || p->max == 0) {
-                payload_error("--max-size: bad size '%s' (e.g. 512KiB, 64MiB)", v);
+            if (config_parse_size(v, &p->max) < 0 || p->max == 0 || p->max > PAYLOAD_LIMIT) {
+                payload_error("--max-size: bad size '%s' (e.g. 512KiB, 64MiB; at most 1GiB)", v);
                 return -1;
             }
         } else if (!strcmp(a, "--redact")) {
@@ -195,7 +197,7 @@ static char *payload_read(const payload_t *p, size_t *len)
         }
     }
     if (ferror(f)) {
-        payload_error("%s: read error", name ? name : "stdin");
+        payload_error("%s: %s", name ? name : "stdin", strerror(errno));
         goto fail;
     }
     if (name) fclose(f);

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "inspect/inspect.h"
 #include "inspect/textpath.h"
@@ -132,6 +133,72 @@ static void test_bounds(void **state)
     cands_t *c = candidates(t);
     assert_int_equal(c->n, 0);
     free(t);
+}
+
+/* Every occurrence of every trigger, case-insensitively (what the engine's
+ * Vectorscan pass reports). */
+static size_t naive_hits(const char *t, size_t len, inspect_textpath_hit_t *h, size_t max)
+{
+    size_t n = 0;
+    for (size_t k = 0; inspect_textpath_trigger(k); k++) {
+        const char *w = inspect_textpath_trigger(k);
+        size_t wl = strlen(w);
+        for (size_t i = 0; i + wl <= len; i++)
+            if (strncasecmp(t + i, w, wl) == 0) {
+                assert_true(n < max);
+                h[n++] = (inspect_textpath_hit_t){i, (unsigned)k};
+            }
+    }
+    return n;
+}
+
+/* Looking only around the trigger hits finds what the full pass finds. */
+static void test_hits_equal_full_pass(void **state)
+{
+    (void)state;
+    static const char *const parts[] = {"==> config/.env <==\n",
+                                        "$ cat ~/.aws/credentials\n",
+                                        "  dev@box:~$ head -n 3 .env a.pem\n",
+                                        "ls && cat 'x/.npmrc'; echo\n",
+                                        "File: deploy/prod.tfstate\n",
+                                        "// file: `s/.git-credentials`\n",
+                                        "```yaml path=k8s/kubeconfig\n",
+                                        "```.netrc\n",
+                                        "{\"file_path\": \"/h/.ssh/id_rsa\"}\n",
+                                        "{\"command\": \"cat server.pem\"}\n",
+                                        "concat .env and the cat .env story\n",
+                                        "CAT .ENV\n",
+                                        "Filename: id_ed25519\n",
+                                        "x = \"path\"\n",
+                                        "\"source\" = \"a/.env\" | tail .env\n",
+                                        "plain text line with nothing\n",
+                                        "(tac .env.local)\n",
+                                        "\t\tnl\tsecrets.yaml\n"};
+    size_t np = sizeof parts / sizeof parts[0];
+    char text[8192];
+    static inspect_textpath_hit_t hits[4096];
+    unsigned seed = 12345;
+    for (int round = 0; round < 200; round++) {
+        size_t len = 0;
+        for (int k = 0; k < 12; k++) {
+            seed = seed * 1103515245u + 12345u;
+            const char *p = parts[(seed >> 8) % np];
+            size_t pl = strlen(p);
+            memcpy(text + len, p, pl);
+            len += pl;
+        }
+        text[len] = '\0';
+        cands_t full = *candidates(text);
+        static cands_t at;
+        memset(&at, 0, sizeof at);
+        at.text = text;
+        size_t nh = naive_hits(text, len, hits, 4096);
+        assert_int_equal(inspect_textpath_candidates_at(text, len, hits, nh, on_cand, &at), 0);
+        if (full.n != at.n)
+            fail_msg("round %d: %zu vs %zu candidates in:\n%s", round, full.n, at.n, text);
+        for (size_t i = 0; i < full.n; i++)
+            assert_string_equal(full.got[i], at.got[i]);
+    }
 }
 
 /* ---- through the engine ---------------------------------------------- */
@@ -256,9 +323,10 @@ static void test_json_key_context(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_shapes),      cmocka_unit_test(test_lookalikes),
-        cmocka_unit_test(test_bounds),      cmocka_unit_test(test_engine_text),
-        cmocka_unit_test(test_engine_json), cmocka_unit_test(test_json_key_context),
+        cmocka_unit_test(test_shapes),           cmocka_unit_test(test_lookalikes),
+        cmocka_unit_test(test_bounds),           cmocka_unit_test(test_hits_equal_full_pass),
+        cmocka_unit_test(test_engine_text),      cmocka_unit_test(test_engine_json),
+        cmocka_unit_test(test_json_key_context),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
