@@ -124,9 +124,11 @@ bench:
 	@$(MAKE) --no-print-directory all
 	bench/egress.sh
 
-# Precision/recall of the scanner on the labelled corpus (a measurement, not a test).
+# Precision/recall of the scanner on the two labelled corpora (a measurement, not a test).
 eval: all
 	CDEGUARD_BIN=$(abspath $(BIN)) $(PY) tests/corpus/evaluate.py
+	@echo "== second corpus, written blind: tests/corpus2"
+	CDEGUARD_BIN=$(abspath $(BIN)) $(PY) tests/corpus2/evaluate.py
 
 lint:
 	@scripts/install-deps --lint
