@@ -30,6 +30,8 @@
  */
 #include "core/jval.h"
 
+#include "core/utf8.h"
+
 #include <errno.h>
 #include <math.h>
 #include <stdalign.h>
@@ -171,58 +173,6 @@ void jval_free(jval_doc_t *doc)
 
 /* ---- UTF-8 ------------------------------------------------------------------ */
 
-/* Length of the well-formed UTF-8 sequence at s (n bytes available), 0 if
- * it is not one (RFC 3629 table 3-7). */
-static size_t utf8_seq(const unsigned char *s, size_t n)
-{
-    unsigned c = s[0];
-    unsigned lo = 0x80, hi = 0xBF;
-    size_t l;
-    if (c < 0x80) return 1;
-    if (c >= 0xC2 && c <= 0xDF) {
-        l = 2;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-        l = 3;
-        if (c == 0xE0) lo = 0xA0;
-        if (c == 0xED) hi = 0x9F;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        l = 4;
-        if (c == 0xF0) lo = 0x90;
-        if (c == 0xF4) hi = 0x8F;
-    } else {
-        return 0;
-    }
-    if (n < l) return 0;
-    if (s[1] < lo || s[1] > hi) return 0;
-    for (size_t i = 2; i < l; i++)
-        if ((s[i] & 0xC0) != 0x80) return 0;
-    return l;
-}
-
-static size_t utf8_encode(uint32_t cp, unsigned char *out)
-{
-    if (cp < 0x80) {
-        out[0] = (unsigned char)cp;
-        return 1;
-    }
-    if (cp < 0x800) {
-        out[0] = (unsigned char)(0xC0 | (cp >> 6));
-        out[1] = (unsigned char)(0x80 | (cp & 0x3F));
-        return 2;
-    }
-    if (cp < 0x10000) {
-        out[0] = (unsigned char)(0xE0 | (cp >> 12));
-        out[1] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
-        out[2] = (unsigned char)(0x80 | (cp & 0x3F));
-        return 3;
-    }
-    out[0] = (unsigned char)(0xF0 | (cp >> 18));
-    out[1] = (unsigned char)(0x80 | ((cp >> 12) & 0x3F));
-    out[2] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
-    out[3] = (unsigned char)(0x80 | (cp & 0x3F));
-    return 4;
-}
-
 /* ---- tokens ----------------------------------------------------------------- */
 
 static void skip_ws(jval_parser_t *p)
@@ -234,62 +184,13 @@ static void skip_ws(jval_parser_t *p)
     }
 }
 
-static int hexval(unsigned char c)
-{
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
-
-static bool read_hex4(const jval_parser_t *p, size_t o, uint32_t *cp)
-{
-    if (p->len - o < 4) return false;
-    uint32_t v = 0;
-    for (size_t i = 0; i < 4; i++) {
-        int h = hexval(p->in[o + i]);
-        if (h < 0) return false;
-        v = v << 4 | (uint32_t)h;
-    }
-    *cp = v;
-    return true;
-}
-
 /* The escape at p->in[*op] (a backslash) → out; *op advanced past it.
  * Bytes produced (1..4), or a negative status after fail(). */
 static int decode_escape(jval_parser_t *p, size_t *op, unsigned char *out)
 {
-    static const char simple_in[] = "\"\\/bfnrt";
-    static const char simple_out[] = "\"\\/\b\f\n\r\t";
-    size_t o = *op;
-    if (p->len - o < 2) return fail(p, JVAL_EMALFORMED, o, "unterminated escape sequence");
-    unsigned char e = p->in[o + 1];
-    if (e == 'u') {
-        uint32_t cp, lo;
-        if (!read_hex4(p, o + 2, &cp))
-            return fail(p, JVAL_EMALFORMED, o, "invalid \\u escape (four hex digits expected)");
-        size_t next = o + 6;
-        if (cp >= 0xDC00 && cp <= 0xDFFF)
-            return fail(p, JVAL_EMALFORMED, o, "lone low surrogate \\u%04X", (unsigned)cp);
-        if (cp >= 0xD800 && cp <= 0xDBFF) {
-            if (p->len - next < 2 || p->in[next] != '\\' || p->in[next + 1] != 'u' ||
-                !read_hex4(p, next + 2, &lo) || lo < 0xDC00 || lo > 0xDFFF)
-                return fail(p, JVAL_EMALFORMED, o,
-                            "lone high surrogate \\u%04X (no low surrogate follows)", (unsigned)cp);
-            cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
-            next += 6;
-        }
-        *op = next;
-        return (int)utf8_encode(cp, out);
-    }
-    const char *hit = e ? strchr(simple_in, e) : NULL;
-    if (!hit) {
-        if (e >= 0x20 && e < 0x7F) return fail(p, JVAL_EMALFORMED, o, "invalid escape '\\%c'", e);
-        return fail(p, JVAL_EMALFORMED, o, "invalid escape (backslash followed by byte 0x%02X)", e);
-    }
-    out[0] = (unsigned char)simple_out[hit - simple_in];
-    *op = o + 2;
-    return 1;
+    char msg[96];
+    int k = utf8_json_escape(p->in, p->len, *op, out, op, msg, sizeof msg);
+    return k < 0 ? fail(p, JVAL_EMALFORMED, *op, "%s", msg) : k;
 }
 
 /* p->pos at the opening quote: decode the string into the arena; *s and *n
@@ -324,7 +225,7 @@ static int parse_string(jval_parser_t *p, const char **s, size_t *n)
             out[w++] = c;
             o++;
         } else {
-            size_t l = utf8_seq(in + o, p->len - o);
+            size_t l = utf8_seq_len(in + o, p->len - o);
             if (!l) return fail(p, JVAL_EMALFORMED, o, "invalid UTF-8 in string (byte 0x%02X)", c);
             memcpy(out + w, in + o, l);
             w += l;

@@ -40,6 +40,8 @@
  */
 #include "inspect/json.h"
 
+#include "core/utf8.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -182,58 +184,6 @@ __attribute__((format(printf, 4, 5))) static int fail(json_parser_t *p, int rc, 
 
 /* ---- UTF-8 ------------------------------------------------------------------ */
 
-/* Length of the well-formed UTF-8 sequence at s (n bytes available), 0 if
- * it is not one (RFC 3629 table 3-7: no overlongs, surrogates or > U+10FFFF). */
-static size_t utf8_seq(const unsigned char *s, size_t n)
-{
-    unsigned c = s[0];
-    unsigned lo = 0x80, hi = 0xBF;
-    size_t l;
-    if (c < 0x80) return 1;
-    if (c >= 0xC2 && c <= 0xDF) {
-        l = 2;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-        l = 3;
-        if (c == 0xE0) lo = 0xA0;
-        if (c == 0xED) hi = 0x9F;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        l = 4;
-        if (c == 0xF0) lo = 0x90;
-        if (c == 0xF4) hi = 0x8F;
-    } else {
-        return 0;
-    }
-    if (n < l) return 0;
-    if (s[1] < lo || s[1] > hi) return 0;
-    for (size_t i = 2; i < l; i++)
-        if ((s[i] & 0xC0) != 0x80) return 0;
-    return l;
-}
-
-static size_t utf8_encode(uint32_t cp, unsigned char *out)
-{
-    if (cp < 0x80) {
-        out[0] = (unsigned char)cp;
-        return 1;
-    }
-    if (cp < 0x800) {
-        out[0] = (unsigned char)(0xC0 | (cp >> 6));
-        out[1] = (unsigned char)(0x80 | (cp & 0x3F));
-        return 2;
-    }
-    if (cp < 0x10000) {
-        out[0] = (unsigned char)(0xE0 | (cp >> 12));
-        out[1] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
-        out[2] = (unsigned char)(0x80 | (cp & 0x3F));
-        return 3;
-    }
-    out[0] = (unsigned char)(0xF0 | (cp >> 18));
-    out[1] = (unsigned char)(0x80 | ((cp >> 12) & 0x3F));
-    out[2] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
-    out[3] = (unsigned char)(0x80 | (cp & 0x3F));
-    return 4;
-}
-
 /* ---- path ------------------------------------------------------------------- */
 
 static void path_set(json_parser_t *p, size_t n)
@@ -302,86 +252,13 @@ static void skip_ws(json_parser_t *p)
     }
 }
 
-static int hexval(unsigned char c)
-{
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
-
-/* Four hex digits at `o` → *cp; false if short or not hex. */
-static bool read_hex4(const json_parser_t *p, size_t o, uint32_t *cp)
-{
-    if (p->len - o < 4) return false;
-    uint32_t v = 0;
-    for (size_t i = 0; i < 4; i++) {
-        int h = hexval(p->in[o + i]);
-        if (h < 0) return false;
-        v = v << 4 | (uint32_t)h;
-    }
-    *cp = v;
-    return true;
-}
-
-/* Decode the escape at p->in[o] (a backslash) into out; *o advanced past it.
- * Returns bytes produced (1..4), or a negative status after fail(). */
+/* Decode the escape at p->in[*op] (a backslash) into out; *op advanced
+ * past it.  Returns bytes produced (1..4), or a negative status after fail(). */
 static int decode_escape(json_parser_t *p, size_t *op, unsigned char *out)
 {
-    size_t o = *op;
-    if (p->len - o < 2) return fail(p, -1, o, "unterminated escape sequence");
-    unsigned char e = p->in[o + 1];
-    unsigned char c;
-    switch (e) {
-    case '"':
-        c = '"';
-        break;
-    case '\\':
-        c = '\\';
-        break;
-    case '/':
-        c = '/';
-        break;
-    case 'b':
-        c = '\b';
-        break;
-    case 'f':
-        c = '\f';
-        break;
-    case 'n':
-        c = '\n';
-        break;
-    case 'r':
-        c = '\r';
-        break;
-    case 't':
-        c = '\t';
-        break;
-    case 'u': {
-        uint32_t cp, lo;
-        if (!read_hex4(p, o + 2, &cp))
-            return fail(p, -1, o, "invalid \\u escape (four hex digits expected)");
-        size_t next = o + 6;
-        if (cp >= 0xDC00 && cp <= 0xDFFF)
-            return fail(p, -1, o, "lone low surrogate \\u%04X", (unsigned)cp);
-        if (cp >= 0xD800 && cp <= 0xDBFF) {
-            if (p->len - next < 2 || p->in[next] != '\\' || p->in[next + 1] != 'u' ||
-                !read_hex4(p, next + 2, &lo) || lo < 0xDC00 || lo > 0xDFFF)
-                return fail(p, -1, o, "lone high surrogate \\u%04X (no low surrogate follows)",
-                            (unsigned)cp);
-            cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
-            next += 6;
-        }
-        *op = next;
-        return (int)utf8_encode(cp, out);
-    }
-    default:
-        if (e >= 0x20 && e < 0x7F) return fail(p, -1, o, "invalid escape '\\%c'", e);
-        return fail(p, -1, o, "invalid escape (backslash followed by byte 0x%02X)", e);
-    }
-    out[0] = c;
-    *op = o + 2;
-    return 1;
+    char msg[96];
+    int k = utf8_json_escape(p->in, p->len, *op, out, op, msg, sizeof msg);
+    return k < 0 ? fail(p, -1, *op, "%s", msg) : k;
 }
 
 /* p->pos at the opening quote.  Decodes into the scratch, updates the path
@@ -423,7 +300,7 @@ static int parse_string(json_parser_t *p, bool is_key)
             o = e;
             continue;
         } else {
-            tn = utf8_seq(in + o, p->len - o);
+            tn = utf8_seq_len(in + o, p->len - o);
             if (!tn) return fail(p, -1, o, "invalid UTF-8 in string (byte 0x%02X)", c);
             memcpy(tmp, in + o, tn);
             o += tn;
@@ -780,7 +657,7 @@ static long label_escape(const char *label, char *out)
             w += 6;
             i++;
         } else {
-            size_t l = utf8_seq(s + i, n - i);
+            size_t l = utf8_seq_len(s + i, n - i);
             if (!l) return -1;
             if (out) memcpy(out + w, s + i, l);
             w += l;
