@@ -182,8 +182,6 @@ __attribute__((format(printf, 4, 5))) static int fail(json_parser_t *p, int rc, 
     return rc;
 }
 
-/* ---- UTF-8 ------------------------------------------------------------------ */
-
 /* ---- path ------------------------------------------------------------------- */
 
 static void path_set(json_parser_t *p, size_t n)
