@@ -5,17 +5,17 @@
  *
  * Flow: options -> engine (built-in rules + --rules files, or the engine
  * of a --config file's inspect section; then --enable and --disable;
- * findings carry the config's action) -> one scratch -> for each PATH: the file list (git ls-files
- * inside a work tree, else a recursive walk) -> for each file: path rules,
- * then content (mmap; JSON documents decoded; files over --max-file-size
- * streamed with inspect_stream_*) -> findings filtered (cdeguard:allow on
- * the line, --baseline fingerprints) and collected -> one report at the end
- * (text, json or SARIF 2.1.0) in scan_out.c.  --git reads `git log -p` and
- * scans the added lines of each hunk (scan_git.c).
+ * findings carry the config's action) -> one scratch -> for each PATH: the
+ * file list (git ls-files inside a work tree, else a recursive walk) -> for
+ * each file: path rules, then content (mmap; JSON documents decoded; files
+ * over --max-file-size streamed with inspect_stream_*) -> findings filtered
+ * (cdeguard:allow on the line, --baseline fingerprints) and collected -> one
+ * report at the end (text, json or SARIF 2.1.0) in scan_out.c.  --git
+ * reads `git log -p` and scans the added lines of each hunk (scan_git.c).
  *
- * Memory: the scan_t owns everything: the engine, the scratch, the
- * baseline, and the findings (each finding owns its strings).  The text of
- * a secret is copied only with --show-secrets.
+ * Memory: the scan_t owns everything: the engine (unless a --config owns
+ * it), the scratch, the baseline, and the findings (each finding owns its
+ * strings).  The text of a secret is copied only with --show-secrets.
  *
  * Return values inside the module: 0 ok, -1 error (already reported on
  * stderr; the scan goes on and the exit status becomes 2).
