@@ -47,12 +47,13 @@ def test_help_lists_subcommands(args):
     cp = run(*args)
     assert cp.returncode == 0, cp
     out = cp.stdout + cp.stderr
-    for word in ("serve", "check-config", "hash-token"):
+    for word in ("serve", "check-config", "hash-token", "scan", "inspect"):
         assert word in out, (word, out)
 
 
 @pytest.mark.parametrize("sub,word", [("serve", "--config"), ("check-config", "FILE"),
-                                      ("hash-token", "TOKEN")])
+                                      ("hash-token", "TOKEN"), ("scan", "--baseline"),
+                                      ("inspect", "--redact")])
 def test_subcommand_help(sub, word):
     cp = run(sub, "--help")
     assert cp.returncode == 0, cp
