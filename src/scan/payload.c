@@ -303,7 +303,12 @@ int payload_main(int argc, char **argv)
     size_t len = 0;
     inspect_scratch_t *scratch = NULL;
 
-    if (payload_args(&p, argc, argv) < 0 || payload_engine(&p) < 0) goto out;
+    if (payload_args(&p, argc, argv) < 0) goto out;
+    if ((!p.input || !strcmp(p.input, "-")) && isatty(STDIN_FILENO)) {
+        payload_error("no payload: give a FILE, or pipe one into standard input");
+        goto out;
+    }
+    if (payload_engine(&p) < 0) goto out;
     if (!(buf = payload_read(&p, &len))) goto out;
     if (!(scratch = inspect_scratch_new(p.eng))) {
         payload_error("out of memory");
