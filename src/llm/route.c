@@ -32,13 +32,6 @@ int llm_vendor_parse(const char *name, size_t len, llm_vendor_t *out)
     return -1;
 }
 
-const char *llm_api_name(llm_api_t a)
-{
-    static const char *const names[] = {"chat",         "responses", "embeddings",     "messages",
-                                        "count_tokens", "generate",  "stream_generate"};
-    return (unsigned)a < sizeof names / sizeof names[0] ? names[a] : "?";
-}
-
 static int route_fail(int *status, int code, char *msg, size_t msglen, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
 
@@ -76,7 +69,7 @@ static bool starts(const char *p, size_t n, const char *lit)
     return n >= l && memcmp(p, lit, l) == 0;
 }
 
-/* path p[0..n) (the provider's own path, no query) → out->api / model /
+/* path p[0..n) (the provider's own path, no query) → out->kind / model /
  * upstream prefix rewrite.  0 ok, -1 no such endpoint. */
 static int match_endpoint(llm_vendor_t v, const char *p, size_t n, llm_route_t *out,
                           const char **rewrite)
@@ -86,19 +79,19 @@ static int match_endpoint(llm_vendor_t v, const char *p, size_t n, llm_route_t *
     case LLM_VENDOR_OPENAI:
     case LLM_VENDOR_MISTRAL:
         if (eq(p, n, "/v1/chat/completions"))
-            out->api = LLM_API_CHAT;
+            out->kind = LLM_REQ_OPENAI_CHAT;
         else if (eq(p, n, "/v1/embeddings"))
-            out->api = LLM_API_EMBEDDINGS;
+            out->kind = LLM_REQ_OPENAI_EMBEDDINGS;
         else if (v == LLM_VENDOR_OPENAI && eq(p, n, "/v1/responses"))
-            out->api = LLM_API_RESPONSES;
+            out->kind = LLM_REQ_OPENAI_RESPONSES;
         else
             return -1;
         return 0;
     case LLM_VENDOR_GROQ:
         if (eq(p, n, "/openai/v1/chat/completions")) {
-            out->api = LLM_API_CHAT;
+            out->kind = LLM_REQ_OPENAI_CHAT;
         } else if (eq(p, n, "/v1/chat/completions")) {
-            out->api = LLM_API_CHAT;
+            out->kind = LLM_REQ_OPENAI_CHAT;
             *rewrite = "/openai/v1/chat/completions";
         } else {
             return -1;
@@ -107,11 +100,11 @@ static int match_endpoint(llm_vendor_t v, const char *p, size_t n, llm_route_t *
     case LLM_VENDOR_AZURE: {
         static const char dep[] = "/openai/deployments/";
         if (eq(p, n, "/openai/v1/chat/completions")) {
-            out->api = LLM_API_CHAT;
+            out->kind = LLM_REQ_OPENAI_CHAT;
             return 0;
         }
         if (eq(p, n, "/openai/v1/responses")) {
-            out->api = LLM_API_RESPONSES;
+            out->kind = LLM_REQ_OPENAI_RESPONSES;
             return 0;
         }
         if (!starts(p, n, dep)) return -1;
@@ -120,9 +113,9 @@ static int match_endpoint(llm_vendor_t v, const char *p, size_t n, llm_route_t *
         if (!slash || !name_ok(d, (size_t)(slash - d))) return -1;
         size_t rest = n - (size_t)(slash - p);
         if (eq(slash, rest, "/chat/completions"))
-            out->api = LLM_API_CHAT;
+            out->kind = LLM_REQ_OPENAI_CHAT;
         else if (eq(slash, rest, "/embeddings"))
-            out->api = LLM_API_EMBEDDINGS;
+            out->kind = LLM_REQ_OPENAI_EMBEDDINGS;
         else
             return -1;
         memcpy(out->model, d, (size_t)(slash - d));
@@ -131,9 +124,9 @@ static int match_endpoint(llm_vendor_t v, const char *p, size_t n, llm_route_t *
     }
     case LLM_VENDOR_ANTHROPIC:
         if (eq(p, n, "/v1/messages"))
-            out->api = LLM_API_MESSAGES;
+            out->kind = LLM_REQ_ANTHROPIC_MESSAGES;
         else if (eq(p, n, "/v1/messages/count_tokens"))
-            out->api = LLM_API_COUNT_TOKENS;
+            out->kind = LLM_REQ_ANTHROPIC_COUNT_TOKENS;
         else
             return -1;
         return 0;
@@ -148,12 +141,11 @@ static int match_endpoint(llm_vendor_t v, const char *p, size_t n, llm_route_t *
         const char *colon = memchr(m, ':', n - (size_t)(m - p));
         if (!colon || !name_ok(m, (size_t)(colon - m))) return -1;
         size_t rest = n - (size_t)(colon - p);
-        if (eq(colon, rest, ":generateContent"))
-            out->api = LLM_API_GENERATE;
-        else if (eq(colon, rest, ":streamGenerateContent"))
-            out->api = LLM_API_STREAM_GENERATE;
-        else
+        if (eq(colon, rest, ":streamGenerateContent"))
+            out->endpoint_streams = true;
+        else if (!eq(colon, rest, ":generateContent"))
             return -1;
+        out->kind = LLM_REQ_GEMINI_GENERATE;
         memcpy(out->model, m, (size_t)(colon - m));
         out->model[colon - m] = '\0';
         return 0;
@@ -233,23 +225,7 @@ int llm_route(const char *method, const char *target, const char *provider_heade
     out->errfmt = v == LLM_VENDOR_ANTHROPIC ? LLM_ERRFMT_ANTHROPIC
                   : v == LLM_VENDOR_GEMINI  ? LLM_ERRFMT_GEMINI
                                             : LLM_ERRFMT_OPENAI;
-    switch (out->api) {
-    case LLM_API_RESPONSES:
-        out->usage = LLM_OPENAI_RESPONSES;
-        break;
-    case LLM_API_MESSAGES:
-    case LLM_API_COUNT_TOKENS:
-        out->usage = LLM_ANTHROPIC;
-        break;
-    case LLM_API_GENERATE:
-    case LLM_API_STREAM_GENERATE:
-        out->usage = LLM_GEMINI;
-        break;
-    default:
-        out->usage = LLM_OPENAI_CHAT;
-        break;
-    }
-    out->endpoint_streams = out->api == LLM_API_STREAM_GENERATE;
+    out->usage = llm_request_usage_provider(out->kind);
     out->sse = out->endpoint_streams && q && query_alt_sse(q + 1);
     snprintf(out->upstream_path, sizeof out->upstream_path, "%.*s%s",
              (int)(rewrite ? strlen(rewrite) : n), rewrite ? rewrite : p, q ? q : "");

@@ -14,8 +14,8 @@
  *
  * llm_route() strips the prefix (the header form has none), checks the
  * endpoint against the provider's API, and says how to treat the call:
- * the schema of its body, the error shape for refusals, how its usage is
- * reported, the model when the path names it (Gemini, Azure deployments)
+ * the schema of its body (an llm_request_kind_t), the error shape for
+ * refusals, how its usage is reported, the model when the path names it (Gemini, Azure deployments)
  * and whether the endpoint itself streams (Gemini; alt=sse).  The query
  * string is kept on the upstream path.
  *
@@ -30,6 +30,7 @@
 #include <stddef.h>
 
 #include "llm/errors.h"
+#include "llm/request.h"
 #include "llm/usage.h"
 
 #define LLM_ROUTE_MAX_MODEL 256
@@ -45,19 +46,9 @@ typedef enum llm_vendor {
     LLM_VENDOR_COUNT
 } llm_vendor_t;
 
-typedef enum llm_api {
-    LLM_API_CHAT = 0,        /* OpenAI-compatible chat completions */
-    LLM_API_RESPONSES,       /* OpenAI Responses */
-    LLM_API_EMBEDDINGS,      /* OpenAI-compatible embeddings */
-    LLM_API_MESSAGES,        /* Anthropic messages */
-    LLM_API_COUNT_TOKENS,    /* Anthropic messages/count_tokens */
-    LLM_API_GENERATE,        /* Gemini generateContent */
-    LLM_API_STREAM_GENERATE, /* Gemini streamGenerateContent */
-} llm_api_t;
-
 typedef struct llm_route {
     llm_vendor_t vendor;
-    llm_api_t api;
+    llm_request_kind_t kind;                /* the body's schema (src/llm/request) */
     llm_errfmt_t errfmt;                    /* refusals in this shape */
     llm_provider_t usage;                   /* how usage is reported */
     bool endpoint_streams;                  /* Gemini streamGenerateContent */
@@ -73,6 +64,5 @@ int llm_route(const char *method, const char *target, const char *provider_heade
 
 const char *llm_vendor_name(llm_vendor_t v);                           /* "openai", ..., "?" */
 int llm_vendor_parse(const char *name, size_t len, llm_vendor_t *out); /* 0 / -1 */
-const char *llm_api_name(llm_api_t a); /* "chat", "responses", ... */
 
 #endif

@@ -21,14 +21,14 @@
 static llm_route_t rt;
 static char msg[256];
 
-static void ok(const char *target, const char *hdr, llm_vendor_t v, llm_api_t api,
+static void ok(const char *target, const char *hdr, llm_vendor_t v, llm_request_kind_t kind,
                const char *upstream, const char *model)
 {
     int status = 0;
     if (llm_route("POST", target, hdr, &rt, &status, msg, sizeof msg) != 0)
         fail_msg("%s (%s): %d %s", target, hdr ? hdr : "-", status, msg);
     assert_int_equal(rt.vendor, v);
-    assert_int_equal(rt.api, api);
+    assert_int_equal(rt.kind, kind);
     assert_string_equal(rt.upstream_path, upstream);
     assert_string_equal(rt.model, model);
 }
@@ -46,29 +46,32 @@ static void bad(const char *method, const char *target, const char *hdr, int wan
 static void test_prefixes(void **state)
 {
     (void)state;
-    ok("/openai/v1/chat/completions", NULL, LLM_VENDOR_OPENAI, LLM_API_CHAT, "/v1/chat/completions",
+    ok("/openai/v1/chat/completions", NULL, LLM_VENDOR_OPENAI, LLM_REQ_OPENAI_CHAT,
+       "/v1/chat/completions", "");
+    ok("/openai/v1/responses", NULL, LLM_VENDOR_OPENAI, LLM_REQ_OPENAI_RESPONSES, "/v1/responses",
        "");
-    ok("/openai/v1/responses", NULL, LLM_VENDOR_OPENAI, LLM_API_RESPONSES, "/v1/responses", "");
     assert_int_equal(rt.usage, LLM_OPENAI_RESPONSES);
-    ok("/openai/v1/embeddings", NULL, LLM_VENDOR_OPENAI, LLM_API_EMBEDDINGS, "/v1/embeddings", "");
-    ok("/anthropic/v1/messages", NULL, LLM_VENDOR_ANTHROPIC, LLM_API_MESSAGES, "/v1/messages", "");
+    ok("/openai/v1/embeddings", NULL, LLM_VENDOR_OPENAI, LLM_REQ_OPENAI_EMBEDDINGS,
+       "/v1/embeddings", "");
+    ok("/anthropic/v1/messages", NULL, LLM_VENDOR_ANTHROPIC, LLM_REQ_ANTHROPIC_MESSAGES,
+       "/v1/messages", "");
     assert_int_equal(rt.errfmt, LLM_ERRFMT_ANTHROPIC);
     assert_int_equal(rt.usage, LLM_ANTHROPIC);
-    ok("/anthropic/v1/messages/count_tokens", NULL, LLM_VENDOR_ANTHROPIC, LLM_API_COUNT_TOKENS,
-       "/v1/messages/count_tokens", "");
-    ok("/mistral/v1/chat/completions", NULL, LLM_VENDOR_MISTRAL, LLM_API_CHAT,
+    ok("/anthropic/v1/messages/count_tokens", NULL, LLM_VENDOR_ANTHROPIC,
+       LLM_REQ_ANTHROPIC_COUNT_TOKENS, "/v1/messages/count_tokens", "");
+    ok("/mistral/v1/chat/completions", NULL, LLM_VENDOR_MISTRAL, LLM_REQ_OPENAI_CHAT,
        "/v1/chat/completions", "");
     assert_int_equal(rt.errfmt, LLM_ERRFMT_OPENAI);
-    ok("/groq/openai/v1/chat/completions", NULL, LLM_VENDOR_GROQ, LLM_API_CHAT,
+    ok("/groq/openai/v1/chat/completions", NULL, LLM_VENDOR_GROQ, LLM_REQ_OPENAI_CHAT,
        "/openai/v1/chat/completions", "");
-    ok("/groq/v1/chat/completions", NULL, LLM_VENDOR_GROQ, LLM_API_CHAT,
+    ok("/groq/v1/chat/completions", NULL, LLM_VENDOR_GROQ, LLM_REQ_OPENAI_CHAT,
        "/openai/v1/chat/completions", "");
     ok("/azure/openai/deployments/gpt-4o-prod/chat/completions?api-version=2024-10-21", NULL,
-       LLM_VENDOR_AZURE, LLM_API_CHAT,
+       LLM_VENDOR_AZURE, LLM_REQ_OPENAI_CHAT,
        "/openai/deployments/gpt-4o-prod/chat/completions?api-version=2024-10-21", "gpt-4o-prod");
-    ok("/azure/openai/deployments/emb/embeddings", NULL, LLM_VENDOR_AZURE, LLM_API_EMBEDDINGS,
-       "/openai/deployments/emb/embeddings", "emb");
-    ok("/azure/openai/v1/chat/completions", NULL, LLM_VENDOR_AZURE, LLM_API_CHAT,
+    ok("/azure/openai/deployments/emb/embeddings", NULL, LLM_VENDOR_AZURE,
+       LLM_REQ_OPENAI_EMBEDDINGS, "/openai/deployments/emb/embeddings", "emb");
+    ok("/azure/openai/v1/chat/completions", NULL, LLM_VENDOR_AZURE, LLM_REQ_OPENAI_CHAT,
        "/openai/v1/chat/completions", "");
 }
 
@@ -76,17 +79,18 @@ static void test_gemini(void **state)
 {
     (void)state;
     ok("/gemini/v1beta/models/gemini-2.5-flash:generateContent", NULL, LLM_VENDOR_GEMINI,
-       LLM_API_GENERATE, "/v1beta/models/gemini-2.5-flash:generateContent", "gemini-2.5-flash");
+       LLM_REQ_GEMINI_GENERATE, "/v1beta/models/gemini-2.5-flash:generateContent",
+       "gemini-2.5-flash");
     assert_false(rt.endpoint_streams);
     assert_int_equal(rt.errfmt, LLM_ERRFMT_GEMINI);
     assert_int_equal(rt.usage, LLM_GEMINI);
     ok("/gemini/v1beta/models/gemini-2.5-pro:streamGenerateContent?alt=sse", NULL,
-       LLM_VENDOR_GEMINI, LLM_API_STREAM_GENERATE,
+       LLM_VENDOR_GEMINI, LLM_REQ_GEMINI_GENERATE,
        "/v1beta/models/gemini-2.5-pro:streamGenerateContent?alt=sse", "gemini-2.5-pro");
     assert_true(rt.endpoint_streams);
     assert_true(rt.sse);
     ok("/gemini/v1/models/gemini-2.0-flash:streamGenerateContent?key=x&alt=json", NULL,
-       LLM_VENDOR_GEMINI, LLM_API_STREAM_GENERATE,
+       LLM_VENDOR_GEMINI, LLM_REQ_GEMINI_GENERATE,
        "/v1/models/gemini-2.0-flash:streamGenerateContent?key=x&alt=json", "gemini-2.0-flash");
     assert_false(rt.sse);
 }
@@ -94,11 +98,12 @@ static void test_gemini(void **state)
 static void test_header(void **state)
 {
     (void)state;
-    ok("/v1/messages", "anthropic", LLM_VENDOR_ANTHROPIC, LLM_API_MESSAGES, "/v1/messages", "");
-    ok("/v1/chat/completions", "OpenAI", LLM_VENDOR_OPENAI, LLM_API_CHAT, "/v1/chat/completions",
-       "");
+    ok("/v1/messages", "anthropic", LLM_VENDOR_ANTHROPIC, LLM_REQ_ANTHROPIC_MESSAGES,
+       "/v1/messages", "");
+    ok("/v1/chat/completions", "OpenAI", LLM_VENDOR_OPENAI, LLM_REQ_OPENAI_CHAT,
+       "/v1/chat/completions", "");
     /* a prefix naming the same provider is stripped too */
-    ok("/anthropic/v1/messages", "anthropic", LLM_VENDOR_ANTHROPIC, LLM_API_MESSAGES,
+    ok("/anthropic/v1/messages", "anthropic", LLM_VENDOR_ANTHROPIC, LLM_REQ_ANTHROPIC_MESSAGES,
        "/v1/messages", "");
     /* the header wins: this is openai's own path */
     bad("POST", "/anthropic/v1/messages", "openai", 404, "openai has no endpoint");
@@ -145,8 +150,6 @@ static void test_names(void **state)
     assert_int_equal(llm_vendor_parse("Gemini", 6, &v), 0);
     assert_int_equal(v, LLM_VENDOR_GEMINI);
     assert_int_equal(llm_vendor_parse("gem", 3, &v), -1);
-    assert_string_equal(llm_api_name(LLM_API_COUNT_TOKENS), "count_tokens");
-    assert_string_equal(llm_api_name((llm_api_t)42), "?");
 }
 
 int main(void)
