@@ -12,7 +12,7 @@
  * Grammar: exactly json_walk's (inspect/json.c): one value with optional
  * space/tab/LF/CR around it; strings of well-formed UTF-8 (RFC 3629: no
  * overlongs, encoded surrogates or > U+10FFFF), no raw bytes < 0x20, the
- * eight one-character escapes and \uXXXX with surrogates paired; numbers
+ * eight one-character escapes and \uHHHH with surrogates paired; numbers
  * -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?; true, false, null.
  *
  * Invariants:

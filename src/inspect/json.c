@@ -11,7 +11,7 @@
  * LF, CR) around it; no BOM, comments, trailing commas, NaN/Infinity, single
  * quotes or leading zeros.  Raw bytes inside strings must be well-formed
  * UTF-8 (RFC 3629: no overlongs, no encoded surrogates, <= U+10FFFF) and not
- * control characters (< 0x20); \uXXXX escapes must pair surrogates.
+ * control characters (< 0x20); \uHHHH escapes must pair surrogates.
  *
  * Invariants:
  *   - no recursion: containers live on an explicit stack of JSON_MAX_DEPTH
