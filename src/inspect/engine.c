@@ -1232,10 +1232,9 @@ typedef struct json_ctx {
     const inspect_engine_t *e;
     inspect_scratch_t *s;
     const json_string_t *str; /* string being scanned */
-    inspect_finding_t *out;   /* raw offsets; delivered sorted at the end */
-    size_t n, cap;
-    bool next_is_path; /* the last key named a file */
-    unsigned flags;    /* INSPECT_SCAN_* */
+    finding_list_t out;       /* raw offsets; delivered sorted at the end */
+    bool next_is_path;        /* the last key named a file */
+    unsigned flags;           /* INSPECT_SCAN_* */
     /* the last key (when short) and a buffer for `"key": "value"`, so that
      * rules which need the key ("password": "...") see it next to the value */
     char key[JSON_PAIR_KEY_MAX];
@@ -1247,18 +1246,10 @@ typedef struct json_ctx {
 
 static int json_keep(json_ctx_t *j, const inspect_finding_t *f, size_t rs, size_t re)
 {
-    if (j->n == j->cap) {
-        size_t nc = j->cap ? j->cap * 2 : 16;
-        inspect_finding_t *no = realloc(j->out, nc * sizeof *no);
-        if (!no) return -1;
-        j->out = no;
-        j->cap = nc;
-    }
-    inspect_finding_t *g = &j->out[j->n++];
-    *g = *f; /* fingerprint and preview of the decoded secret */
-    g->start = rs;
-    g->end = re;
-    return 0;
+    inspect_finding_t g = *f; /* fingerprint and preview of the decoded secret */
+    g.start = rs;
+    g.end = re;
+    return finding_list_add(&j->out, &g);
 }
 
 static int json_on_finding(const inspect_finding_t *f, void *ctx)
@@ -1375,20 +1366,20 @@ int inspect_scan_json_flags(const inspect_engine_t *e, inspect_scratch_t *s, con
     int rc = json_walk(data, len, &js, json_on_string, &j, err, errlen);
     json_scratch_free(&js);
     if (rc != 0) {
-        free(j.out);
+        free(j.out.v);
         return rc == -1 || rc == -2 ? -2 : rc;
     }
-    if (j.n > 1) qsort(j.out, j.n, sizeof *j.out, cmp_finding);
+    if (j.out.n > 1) qsort(j.out.v, j.out.n, sizeof *j.out.v, cmp_finding);
     uint32_t line = 1;
     size_t line_start = 0, scanned = 0;
-    for (size_t i = 0; i < j.n && rc == 0; i++) {
-        inspect_finding_t *f = &j.out[i];
-        if (i > 0 && f->rule == j.out[i - 1].rule && f->start == j.out[i - 1].start) continue;
+    for (size_t i = 0; i < j.out.n && rc == 0; i++) {
+        inspect_finding_t *f = &j.out.v[i];
+        if (i > 0 && f->rule == j.out.v[i - 1].rule && f->start == j.out.v[i - 1].start) continue;
         advance_lines(data, &scanned, f->start, &line, &line_start);
         f->line = line;
         f->column = (uint32_t)(f->start - line_start) + 1;
         rc = cb(f, ctx);
     }
-    free(j.out);
+    free(j.out.v);
     return rc;
 }
