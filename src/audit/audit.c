@@ -2,25 +2,33 @@
  * audit.c — JSON-lines audit writer: formatting on the caller's thread, one
  * writer thread, a bounded byte ring between them.
  *
- * Formatting (audit_format_egress, audit_json_escape, audit_format_time) is
- * pure: it writes only into the caller's buffer and never allocates.  Every
- * string is escaped for JSON (", \, control bytes and DEL as \u00XX, each
- * byte that is not part of a well-formed UTF-8 sequence as \ufffd) and a
- * record is cut to fit AUDIT_LINE_MAX including its '\n': strings are shrunk
- * by water-filling (the shortest keep their full value, the longest share
- * what is left) and cut only between escape units, so a line is always one
- * valid JSON object.
+ * Formatting (audit_format_egress, audit_format_llm, audit_json_escape,
+ * audit_format_time) is pure: it writes only into the caller's buffer and
+ * never allocates.  Every string is escaped for JSON (", \, control bytes,
+ * NUL in the length-bounded prompt, and DEL as \u00XX, each byte that is not
+ * part of a well-formed UTF-8 sequence as \ufffd) and a record is cut to fit
+ * its bound including its '\n': strings are shrunk by water-filling (the
+ * shortest keep their full value, the longest share what is left) and cut
+ * only between escape units, so a line is always one valid JSON object.
+ * Bounds: an egress line AUDIT_LINE_MAX; an LLM line AUDIT_LINE_MAX for
+ * everything but findings and prompt, then findings (each bounded by
+ * FINDING_COST_MAX, at most AUDIT_LLM_FINDINGS_MAX), then the prompt, up to
+ * AUDIT_LLM_LINE_MAX in all.  audit_llm() formats into a stack buffer when
+ * llm_line_bound() says the line fits there, else into a heap buffer of that
+ * size allocated and freed within the call (on allocation failure, the stack
+ * buffer: findings or prompt are cut, the line stays valid).
  *
- * Queue: a ring of ring_cap bytes holding complete '\n'-terminated lines.
- * Invariants (under g.mu): 0 <= used <= ring_cap, head < ring_cap; the bytes
- * [head, head + used) mod ring_cap are lines not yet written.  Producers copy
- * a whole line into the free part or, when it does not fit, count a drop and
- * return: they never block on I/O.  The writer takes a snapshot of the used
- * part, writes it with writev() without holding the lock (producers never
- * touch used bytes) and only then releases the space.  When the queue empties
- * head goes back to 0 so that an idle ring touches few pages.  The writer
- * writes when 64 KiB are queued, 100 ms after it first saw pending data, on a
- * sink switch and at close.
+ * Queue: a ring of ring_cap bytes holding complete '\n'-terminated lines of
+ * any length (no fixed slots: an LLM line of up to AUDIT_LLM_LINE_MAX takes
+ * its bytes and no more).  Invariants (under g.mu): 0 <= used <= ring_cap,
+ * head < ring_cap; the bytes [head, head + used) mod ring_cap are lines not
+ * yet written.  Producers copy a whole line into the free part or, when it
+ * does not fit, count a drop and return: they never block on I/O.  The
+ * writer takes a snapshot of the used part, writes it with writev() without
+ * holding the lock (producers never touch used bytes) and only then releases
+ * the space.  When the queue empties head goes back to 0 so that an idle ring
+ * touches few pages.  The writer writes when 64 KiB are queued, 100 ms after
+ * it first saw pending data, on a sink switch and at close.
  *
  * Sink switch (audit_reopen, audit_reconfigure): the new sink is opened by the
  * caller, then queued in g.sw[] with the queue position of the switch (seq, in
@@ -98,31 +106,33 @@ static atomic_uint_least64_t g_dropped; /* monotonic over the process */
 /* ---- JSON formatting (pure) ---------------------------------------------- */
 
 /* Length of the well-formed UTF-8 sequence at s (Unicode table 3-7: no
- * overlongs, no surrogates, nothing above U+10FFFF), or 0.  s is
- * NUL-terminated and NUL is never a continuation byte, so the short-circuit
- * tests never read past the end. */
-static size_t utf8_seq_len(const unsigned char *s)
+ * overlongs, no surrogates, nothing above U+10FFFF), or 0.  avail >= 1 bytes
+ * may be read; for a NUL-terminated s avail may be SIZE_MAX: NUL is never a
+ * continuation byte, so the short-circuit tests never read past the end. */
+static size_t utf8_seq_len(const unsigned char *s, size_t avail)
 {
     unsigned char c = s[0];
 #define CONT(x) ((x) >= 0x80 && (x) <= 0xbf)
-    if (c >= 0xc2 && c <= 0xdf) return CONT(s[1]) ? 2 : 0;
+    if (c >= 0xc2 && c <= 0xdf) return avail >= 2 && CONT(s[1]) ? 2 : 0;
     if (c >= 0xe0 && c <= 0xef) {
         unsigned char lo = c == 0xe0 ? 0xa0 : 0x80;
         unsigned char hi = c == 0xed ? 0x9f : 0xbf;
-        return s[1] >= lo && s[1] <= hi && CONT(s[2]) ? 3 : 0;
+        return avail >= 3 && s[1] >= lo && s[1] <= hi && CONT(s[2]) ? 3 : 0;
     }
     if (c >= 0xf0 && c <= 0xf4) {
         unsigned char lo = c == 0xf0 ? 0x90 : 0x80;
         unsigned char hi = c == 0xf4 ? 0x8f : 0xbf;
-        return s[1] >= lo && s[1] <= hi && CONT(s[2]) && CONT(s[3]) ? 4 : 0;
+        return avail >= 4 && s[1] >= lo && s[1] <= hi && CONT(s[2]) && CONT(s[3]) ? 4 : 0;
     }
 #undef CONT
     return 0;
 }
 
-/* The escaped form of the next character of s: fills out (up to 6 bytes) and
- * *outlen, returns the input bytes consumed (>= 1).  *s must not be NUL. */
-static size_t esc_unit(const unsigned char *s, char out[6], size_t *outlen)
+/* The escaped form of the next character of s (avail >= 1 bytes readable, see
+ * utf8_seq_len): fills out (up to 6 bytes) and *outlen, returns the input
+ * bytes consumed (>= 1).  A NUL byte (only in a length-bounded string) is
+ * escaped like any control byte. */
+static size_t esc_unit(const unsigned char *s, size_t avail, char out[6], size_t *outlen)
 {
     static const char hex[] = "0123456789abcdef";
     unsigned char c = s[0];
@@ -145,7 +155,7 @@ static size_t esc_unit(const unsigned char *s, char out[6], size_t *outlen)
         *outlen = 1;
         return 1;
     }
-    size_t n = utf8_seq_len(s);
+    size_t n = utf8_seq_len(s, avail);
     if (n == 0) {
         memcpy(out, "\\ufffd", 6);
         *outlen = 6;
@@ -165,7 +175,22 @@ static size_t esc_len(const char *s, size_t limit)
     size_t ulen;
 
     while (*p && total <= limit) {
-        p += esc_unit(p, unit, &ulen);
+        p += esc_unit(p, SIZE_MAX, unit, &ulen);
+        total += ulen;
+    }
+    return total;
+}
+
+/* esc_len() of the n bytes at s (NUL bytes included). */
+static size_t esc_len_n(const char *s, size_t n, size_t limit)
+{
+    const unsigned char *p = (const unsigned char *)s, *end = p + n;
+    size_t total = 0;
+    char unit[6];
+    size_t ulen;
+
+    while (p < end && total <= limit) {
+        p += esc_unit(p, (size_t)(end - p), unit, &ulen);
         total += ulen;
     }
     return total;
@@ -180,7 +205,24 @@ static int esc_put(char *buf, size_t cap, size_t *pos, const char *s)
     size_t ulen;
 
     while (*p) {
-        size_t used = esc_unit(p, unit, &ulen);
+        size_t used = esc_unit(p, SIZE_MAX, unit, &ulen);
+        if (*pos > cap || cap - *pos < ulen) return -1;
+        memcpy(buf + *pos, unit, ulen);
+        *pos += ulen;
+        p += used;
+    }
+    return 0;
+}
+
+/* esc_put() of the n bytes at s (NUL bytes included). */
+static int esc_put_n(char *buf, size_t cap, size_t *pos, const char *s, size_t n)
+{
+    const unsigned char *p = (const unsigned char *)s, *end = p + n;
+    char unit[6];
+    size_t ulen;
+
+    while (p < end) {
+        size_t used = esc_unit(p, (size_t)(end - p), unit, &ulen);
         if (*pos > cap || cap - *pos < ulen) return -1;
         memcpy(buf + *pos, unit, ulen);
         *pos += ulen;
@@ -221,17 +263,25 @@ void audit_format_time(uint64_t time_ms, char *buf, size_t len)
              sod / 60 % 60, sod % 60, ms);
 }
 
-enum { FLD_FIXED, FLD_STR, FLD_OPT, FLD_NUM };
+enum {
+    FLD_FIXED,    /* a quoted value copied verbatim (no escaping needed) */
+    FLD_STR,      /* escaped; NULL → "" */
+    FLD_OPT,      /* escaped, or the field omitted when NULL */
+    FLD_NUM,      /* an unquoted value copied verbatim (number, true, false, null, object) */
+    FLD_NSTR,     /* escaped, or null when NULL or "" (made FLD_STR or FLD_NUM on measuring) */
+    FLD_FINDINGS, /* audit_llm: the findings array (costed and written by the caller) */
+    FLD_PROMPT,   /* audit_llm: the prompt (idem) */
+};
 
 typedef struct field {
     const char *key;
-    int type;        /* FLD_*: FIXED/NUM verbatim, STR escaped, OPT escaped or omitted */
-    const char *val; /* NUL-terminated; NULL → "" (STR) or omitted (OPT) */
+    int type;        /* FLD_* */
+    const char *val; /* NUL-terminated; NULL → see the type */
     size_t len;      /* FIXED/NUM: length; STR/OPT: escaped length, capped */
     size_t alloc;    /* STR/OPT: output bytes granted */
 } field_t;
 
-#define NFIELDS 20
+#define FIELDS_MAX 32 /* fields of any one record type */
 
 static void put_raw(char *buf, size_t *pos, const char *s, size_t n)
 {
@@ -239,16 +289,18 @@ static void put_raw(char *buf, size_t *pos, const char *s, size_t n)
     *pos += n;
 }
 
+#define PUT_LIT(buf, pos, lit) put_raw((buf), (pos), (lit), sizeof(lit) - 1)
+
 /* Grant each string min(its length, a fair share) of budget: the shortest are
  * kept whole and the rest split what remains equally. */
 static void water_fill(field_t *f, size_t nf, size_t budget)
 {
-    field_t *s[NFIELDS];
+    field_t *s[FIELDS_MAX];
     size_t n = 0;
 
-    for (size_t i = 0; i < nf; i++)
+    for (size_t i = 0; i < nf && i < FIELDS_MAX; i++)
         if (f[i].type == FLD_STR || f[i].type == FLD_OPT) s[n++] = &f[i];
-    for (size_t i = 1; i < n; i++) /* insertion sort by length, n <= 20 */
+    for (size_t i = 1; i < n; i++) /* insertion sort by length, n <= FIELDS_MAX */
         for (size_t j = i; j > 0 && s[j - 1]->len > s[j]->len; j--) {
             field_t *t = s[j];
             s[j] = s[j - 1];
@@ -259,6 +311,87 @@ static void water_fill(field_t *f, size_t nf, size_t budget)
         s[i]->alloc = s[i]->len < share ? s[i]->len : share;
         budget -= s[i]->alloc;
     }
+}
+
+static bool field_present(const field_t *f)
+{
+    return !(f->type == FLD_OPT && !f->val);
+}
+
+/* Resolve NULLs and lengths of f[0..nf).  Returns the fixed cost (braces,
+ * keys, separators, quotes, verbatim values; nothing for the value of a
+ * FINDINGS or PROMPT field) and sets *strings to the escaped string bytes,
+ * each counted no further than limit + 1. */
+static size_t fields_measure(field_t *f, size_t nf, size_t limit, size_t *strings)
+{
+    size_t fixed = 2, nout = 0;
+
+    *strings = 0;
+    for (size_t i = 0; i < nf; i++) {
+        if (f[i].type == FLD_NSTR) {
+            bool null = !f[i].val || !*f[i].val;
+            f[i].type = null ? FLD_NUM : FLD_STR;
+            if (null) f[i].val = "null";
+        }
+        if (!field_present(&f[i])) continue;
+        if (!f[i].val) f[i].val = "";
+        fixed += (nout++ ? 1 : 0) + strlen(f[i].key) + 3; /* ,"key": */
+        switch (f[i].type) {
+        case FLD_FIXED:
+        case FLD_NUM:
+            f[i].len = strlen(f[i].val);
+            fixed += f[i].len + (f[i].type == FLD_FIXED ? 2 : 0);
+            break;
+        case FLD_STR:
+        case FLD_OPT:
+            f[i].len = esc_len(f[i].val, limit);
+            f[i].alloc = f[i].len;
+            fixed += 2;
+            *strings += f[i].len;
+            break;
+        default: /* FINDINGS, PROMPT: the caller adds their cost */
+            break;
+        }
+    }
+    return fixed;
+}
+
+/* ,"key": then a FIXED, NUM, STR or OPT value (its granted bytes). */
+static void field_put(char *buf, size_t *pos, const field_t *f, bool first)
+{
+    if (!first) buf[(*pos)++] = ',';
+    buf[(*pos)++] = '"';
+    put_raw(buf, pos, f->key, strlen(f->key));
+    PUT_LIT(buf, pos, "\":");
+    switch (f->type) {
+    case FLD_NUM:
+        put_raw(buf, pos, f->val, f->len);
+        break;
+    case FLD_FIXED:
+        buf[(*pos)++] = '"';
+        put_raw(buf, pos, f->val, f->len);
+        buf[(*pos)++] = '"';
+        break;
+    case FLD_STR:
+    case FLD_OPT: {
+        size_t end = *pos + 1 + f->alloc;
+        buf[(*pos)++] = '"';
+        (void)esc_put(buf, end, pos, f->val); /* a cut is expected here */
+        buf[(*pos)++] = '"';
+        break;
+    }
+    default: /* the caller writes FINDINGS and PROMPT values */
+        break;
+    }
+}
+
+/* A duration in ms for JSON: NaN and negatives → 0, at most 1e12 (keeps
+ * "%.3f" short, inf too; ~31 years). */
+static double clamp_ms(double d)
+{
+    if (!(d >= 0.0)) /* negative or NaN */
+        return 0.0;
+    return d > 1e12 ? 1e12 : d;
 }
 
 size_t audit_format_egress(char *buf, size_t cap, const audit_egress_t *r)
@@ -277,14 +410,9 @@ size_t audit_format_egress(char *buf, size_t cap, const audit_egress_t *r)
     snprintf(status, sizeof status, "%d", r->status);
     snprintf(up, sizeof up, "%" PRIu64, r->bytes_up);
     snprintf(down, sizeof down, "%" PRIu64, r->bytes_down);
-    double d = r->duration_ms;
-    if (!(d >= 0.0)) /* negative or NaN */
-        d = 0.0;
-    if (d > 1e12) /* keeps "%.3f" short (inf too); ~31 years */
-        d = 1e12;
-    snprintf(dur, sizeof dur, "%.3f", d);
+    snprintf(dur, sizeof dur, "%.3f", clamp_ms(r->duration_ms));
 
-    field_t f[NFIELDS] = {
+    field_t f[] = {
         {"time", FLD_FIXED, tbuf, 0, 0},
         {"kind", FLD_FIXED, "egress", 0, 0},
         {"workspace", FLD_STR, r->workspace, 0, 0},
@@ -306,47 +434,201 @@ size_t audit_format_egress(char *buf, size_t cap, const audit_egress_t *r)
         {"bytes_down", FLD_NUM, down, 0, 0},
         {"duration_ms", FLD_NUM, dur, 0, 0},
     };
+    size_t nf = sizeof f / sizeof f[0], strings;
 
-    /* Fixed cost: braces, keys, separators, quotes and the verbatim values. */
-    size_t fixed = 2, strings = 0, nout = 0;
-    for (size_t i = 0; i < NFIELDS; i++) {
-        if (f[i].type == FLD_OPT && !f[i].val) continue;
-        if (!f[i].val) f[i].val = "";
-        fixed += (nout++ ? 1 : 0) + strlen(f[i].key) + 3; /* ,"key": */
-        if (f[i].type == FLD_FIXED || f[i].type == FLD_NUM) {
-            f[i].len = strlen(f[i].val);
-            fixed += f[i].len + (f[i].type == FLD_FIXED ? 2 : 0);
-        } else {
-            f[i].len = esc_len(f[i].val, limit);
-            f[i].alloc = f[i].len;
-            fixed += 2;
-            strings += f[i].len;
-        }
-    }
+    size_t fixed = fields_measure(f, nf, limit, &strings);
     if (fixed > limit) return 0;
-    if (strings > limit - fixed) water_fill(f, NFIELDS, limit - fixed);
+    if (strings > limit - fixed) water_fill(f, nf, limit - fixed);
+
+    size_t pos = 0, nout = 0;
+    buf[pos++] = '{';
+    for (size_t i = 0; i < nf; i++)
+        if (field_present(&f[i])) field_put(buf, &pos, &f[i], nout++ == 0);
+    buf[pos++] = '}';
+    buf[pos] = '\0';
+    return pos;
+}
+
+/* ---- LLM record ----------------------------------------------------------- */
+
+static const char FINDINGS_TRUNC[] = ",\"findings_truncated\":true";
+static const char PROMPT_TRUNC[] = ",\"prompt_truncated\":true";
+
+/* The bytes of one finding in the array at most: ,{"rule":"R","action":"A","count":N} */
+#define FINDING_COST_MAX                                                                           \
+    (sizeof ",{\"rule\":\"\",\"action\":\"\",\"count\":}" - 1 + 2 * AUDIT_LLM_FINDING_STR + 20)
+
+/* A duration in ms as the shortest of "%.3f" (trailing zeros dropped). */
+static void fmt_ms(char *out, size_t len, double d)
+{
+    int n = snprintf(out, len, "%.3f", clamp_ms(d));
+    if (n <= 0 || (size_t)n >= len) return;
+    while (n > 1 && out[n - 1] == '0')
+        n--;
+    if (out[n - 1] == '.') n--;
+    out[n] = '\0';
+}
+
+static const char *str_or_empty(const char *s)
+{
+    return s ? s : "";
+}
+
+/* Escaped bytes granted to a finding's rule or action name. */
+static size_t finding_str_len(const char *s)
+{
+    size_t n = esc_len(str_or_empty(s), AUDIT_LLM_FINDING_STR);
+    return n < AUDIT_LLM_FINDING_STR ? n : AUDIT_LLM_FINDING_STR;
+}
+
+static size_t finding_cost(const audit_llm_finding_t *x, bool first, char *count, size_t clen)
+{
+    snprintf(count, clen, "%zu", x->count);
+    return (first ? 0 : 1) + sizeof "{\"rule\":\"\",\"action\":\"\",\"count\":}" - 1 +
+           finding_str_len(x->rule) + finding_str_len(x->action) + strlen(count);
+}
+
+static void finding_put(char *buf, size_t *pos, const audit_llm_finding_t *x, bool first)
+{
+    char count[24];
+    size_t end;
+
+    snprintf(count, sizeof count, "%zu", x->count);
+    if (!first) buf[(*pos)++] = ',';
+    PUT_LIT(buf, pos, "{\"rule\":\"");
+    end = *pos + finding_str_len(x->rule);
+    (void)esc_put(buf, end, pos, str_or_empty(x->rule)); /* may be cut */
+    PUT_LIT(buf, pos, "\",\"action\":\"");
+    end = *pos + finding_str_len(x->action);
+    (void)esc_put(buf, end, pos, str_or_empty(x->action));
+    PUT_LIT(buf, pos, "\",\"count\":");
+    put_raw(buf, pos, count, strlen(count));
+    buf[(*pos)++] = '}';
+}
+
+size_t audit_format_llm(char *buf, size_t cap, const audit_llm_t *r)
+{
+    char tbuf[48], status[16], est[24], up[24], down[24], dur[32], gw[32], usage[256];
+
+    if (!buf || cap == 0) return 0;
+    buf[0] = '\0';
+    if (!r) return 0;
+
+    size_t limit = (cap < AUDIT_LLM_LINE_MAX ? cap : AUDIT_LLM_LINE_MAX) - 1;
+    size_t nfind = r->findings ? r->nfindings : 0;
+    bool has_prompt = r->prompt && r->prompt_len > 0;
+
+    audit_format_time(r->time_ms, tbuf, sizeof tbuf);
+    snprintf(status, sizeof status, "%d", r->status);
+    snprintf(est, sizeof est, "%" PRIu64, r->prompt_tokens_est);
+    snprintf(up, sizeof up, "%" PRIu64, r->bytes_up);
+    snprintf(down, sizeof down, "%" PRIu64, r->bytes_down);
+    fmt_ms(dur, sizeof dur, r->duration_ms);
+    fmt_ms(gw, sizeof gw, r->gateway_ms);
+    if (r->has_usage)
+        snprintf(usage, sizeof usage,
+                 "{\"input\":%" PRIu64 ",\"output\":%" PRIu64 ",\"cache_read\":%" PRIu64
+                 ",\"cache_write\":%" PRIu64 ",\"reasoning\":%" PRIu64 ",\"total\":%" PRIu64
+                 ",\"estimated\":%s}",
+                 r->input, r->output, r->cache_read, r->cache_write, r->reasoning, r->total,
+                 r->estimated ? "true" : "false");
+    else
+        snprintf(usage, sizeof usage, "null");
+
+    field_t f[] = {
+        {"time", FLD_FIXED, tbuf, 0, 0},
+        {"type", FLD_FIXED, "llm", 0, 0},
+        {"listener", FLD_STR, r->listener, 0, 0},
+        {"workspace", FLD_STR, r->workspace, 0, 0},
+        {"group", FLD_STR, r->group, 0, 0},
+        {"team", FLD_STR, r->team, 0, 0},
+        {"agent", FLD_NSTR, r->agent, 0, 0},
+        {"task", FLD_NSTR, r->task, 0, 0},
+        {"client", FLD_STR, r->client, 0, 0},
+        {"provider", FLD_STR, r->provider, 0, 0},
+        {"endpoint", FLD_STR, r->endpoint, 0, 0},
+        {"region", FLD_NSTR, r->region, 0, 0},
+        {"upstream", FLD_STR, r->upstream, 0, 0},
+        {"model", FLD_STR, r->model, 0, 0},
+        {"stream", FLD_NUM, r->stream ? "true" : "false", 0, 0},
+        {"decision", FLD_STR, r->decision, 0, 0},
+        {"reason", FLD_NSTR, r->reason, 0, 0},
+        {"status", FLD_NUM, status, 0, 0},
+        {"usage", FLD_NUM, usage, 0, 0},
+        {"prompt_tokens_est", FLD_NUM, est, 0, 0},
+        {"findings", FLD_FINDINGS, "", 0, 0},
+        {"client_aborted", FLD_NUM, r->client_aborted ? "true" : "false", 0, 0},
+        {"bytes_up", FLD_NUM, up, 0, 0},
+        {"bytes_down", FLD_NUM, down, 0, 0},
+        {"duration_ms", FLD_NUM, dur, 0, 0},
+        {"gateway_ms", FLD_NUM, gw, 0, 0},
+        {"prompt", FLD_PROMPT, "", 0, 0},
+    };
+    size_t nf = sizeof f / sizeof f[0], strings;
+    _Static_assert(sizeof f / sizeof f[0] <= FIELDS_MAX, "FIELDS_MAX");
+
+    /* Fixed cost, with room reserved for both truncation markers that may
+     * be needed (given back when they are not). */
+    size_t fixed = fields_measure(f, nf, AUDIT_LINE_MAX, &strings);
+    fixed += 2; /* [] */
+    if (nfind > 0) fixed += sizeof FINDINGS_TRUNC - 1;
+    fixed += has_prompt ? 2 + sizeof PROMPT_TRUNC - 1 : 4; /* "" or null */
+    if (fixed > limit) return 0;
+
+    /* The strings: the line without findings and prompt fits AUDIT_LINE_MAX. */
+    size_t meta = limit < AUDIT_LINE_MAX - 1 ? limit : AUDIT_LINE_MAX - 1;
+    size_t sbudget = meta > fixed ? meta - fixed : 0;
+    if (strings > sbudget) {
+        water_fill(f, nf, sbudget);
+        strings = 0;
+        for (size_t i = 0; i < nf; i++)
+            if (f[i].type == FLD_STR) strings += f[i].alloc;
+    }
+    size_t room = limit - fixed - strings;
+
+    /* Findings: the first ones that fit, AUDIT_LLM_FINDINGS_MAX at most. */
+    size_t kept = 0;
+    char count[24];
+    while (kept < nfind && kept < AUDIT_LLM_FINDINGS_MAX) {
+        size_t c = finding_cost(&r->findings[kept], kept == 0, count, sizeof count);
+        if (c > room) break;
+        room -= c;
+        kept++;
+    }
+    bool ftrunc = kept < nfind;
+    if (nfind > 0 && !ftrunc) room += sizeof FINDINGS_TRUNC - 1;
+
+    /* The prompt in what is left: whole if it fits without the marker. */
+    size_t palloc = 0;
+    bool ptrunc = false;
+    if (has_prompt) {
+        room += sizeof PROMPT_TRUNC - 1;
+        size_t plen = esc_len_n(r->prompt, r->prompt_len, room);
+        ptrunc = plen > room;
+        palloc = ptrunc ? room - (sizeof PROMPT_TRUNC - 1) : plen;
+    }
 
     size_t pos = 0;
-    nout = 0;
     buf[pos++] = '{';
-    for (size_t i = 0; i < NFIELDS; i++) {
-        if (f[i].type == FLD_OPT && !f[i].val) continue;
-        if (nout++) buf[pos++] = ',';
-        buf[pos++] = '"';
-        put_raw(buf, &pos, f[i].key, strlen(f[i].key));
-        put_raw(buf, &pos, "\":", 2);
-        if (f[i].type == FLD_NUM) {
-            put_raw(buf, &pos, f[i].val, f[i].len);
-            continue;
+    for (size_t i = 0; i < nf; i++) {
+        field_put(buf, &pos, &f[i], i == 0);
+        if (f[i].type == FLD_FINDINGS) {
+            buf[pos++] = '[';
+            for (size_t k = 0; k < kept; k++)
+                finding_put(buf, &pos, &r->findings[k], k == 0);
+            buf[pos++] = ']';
+            if (ftrunc) PUT_LIT(buf, &pos, FINDINGS_TRUNC);
+        } else if (f[i].type == FLD_PROMPT) {
+            if (!has_prompt) {
+                PUT_LIT(buf, &pos, "null");
+                continue;
+            }
+            size_t end = pos + 1 + palloc;
+            buf[pos++] = '"';
+            (void)esc_put_n(buf, end, &pos, r->prompt, r->prompt_len);
+            buf[pos++] = '"';
+            if (ptrunc) PUT_LIT(buf, &pos, PROMPT_TRUNC);
         }
-        buf[pos++] = '"';
-        if (f[i].type == FLD_FIXED) {
-            put_raw(buf, &pos, f[i].val, f[i].len);
-        } else {
-            size_t end = pos + f[i].alloc;
-            (void)esc_put(buf, end, &pos, f[i].val); /* a cut is expected here */
-        }
-        buf[pos++] = '"';
     }
     buf[pos++] = '}';
     buf[pos] = '\0';
@@ -401,6 +683,41 @@ void audit_egress(const audit_egress_t *r)
     if (n == 0) return;
     line[n] = '\n'; /* n <= AUDIT_LINE_MAX - 1 */
     enqueue(line, n + 1, false);
+}
+
+/* A buffer size that holds r's line whole (with its '\n'), capped at
+ * AUDIT_LLM_LINE_MAX: the line without findings and prompt fits in
+ * AUDIT_LINE_MAX (audit_format_llm), each finding takes at most
+ * FINDING_COST_MAX and each prompt byte at most 6 escaped bytes. */
+static size_t llm_line_bound(const audit_llm_t *r)
+{
+    size_t nfind = r->findings ? r->nfindings : 0;
+    if (nfind > AUDIT_LLM_FINDINGS_MAX) nfind = AUDIT_LLM_FINDINGS_MAX;
+    size_t b = AUDIT_LINE_MAX + nfind * FINDING_COST_MAX;
+    if (r->prompt && r->prompt_len > 0) {
+        if (r->prompt_len >= AUDIT_LLM_LINE_MAX) return AUDIT_LLM_LINE_MAX;
+        b += 6 * r->prompt_len;
+    }
+    return b < AUDIT_LLM_LINE_MAX ? b : AUDIT_LLM_LINE_MAX;
+}
+
+void audit_llm(const audit_llm_t *r)
+{
+    char stack[2 * AUDIT_LINE_MAX];
+
+    if (!r || !atomic_load_explicit(&g_open, memory_order_relaxed)) return;
+    size_t cap = llm_line_bound(r);
+    char *line = stack, *heap = NULL;
+    if (cap > sizeof stack && (heap = malloc(cap)) != NULL)
+        line = heap;
+    else
+        cap = sizeof stack; /* no memory: a shorter line (findings or prompt cut) */
+    size_t n = audit_format_llm(line, cap, r);
+    if (n > 0) {
+        line[n] = '\n'; /* n <= cap - 1 */
+        enqueue(line, n + 1, false);
+    }
+    free(heap);
 }
 
 void audit_write_line(const char *json, size_t len)

@@ -1,6 +1,9 @@
 /*
  * test_audit.c — unit tests of src/audit: formatting (exact lines, escaping,
- * truncation, time), the file sink (reopen after rename, reconfigure, errors,
+ * truncation, time), LLM records (the doc/gateway.md example, nulls, escaping
+ * of strings and of a length-bounded prompt, the 64-finding limit, prompt
+ * and line bounds, random truncation; lines above AUDIT_LINE_MAX through the
+ * queue), the file sink (reopen after rename, reconfigure, errors,
  * the 100 ms flush), and the queue (4 threads x 10000 records all arrive; a
  * full queue drops instead of blocking).
  *
@@ -557,6 +560,433 @@ static void test_format_tiny_cap(void **state)
     assert_int_equal(audit_format_egress(buf, sizeof buf, NULL), 0);
 }
 
+/* ---- LLM records ---------------------------------------------------------- */
+
+static const audit_llm_finding_t doc_findings[] = {{"email", "redact", 1}};
+
+/* The record of doc/gateway.md, "Audit record". */
+static audit_llm_t llm_example(void)
+{
+    audit_llm_t r = {
+        .time_ms = UINT64_C(1796403600000),
+        .listener = "gateway",
+        .workspace = "ws-demo",
+        .group = "developers",
+        .team = "platform",
+        .agent = "a1",
+        .task = "t9",
+        .client = "127.0.0.1:51234",
+        .provider = "openai",
+        .endpoint = "openai-chat",
+        .region = "eu",
+        .upstream = "eu.api.openai.com:443",
+        .model = "gpt-4o-mini",
+        .stream = true,
+        .decision = "allow",
+        .reason = NULL,
+        .status = 200,
+        .has_usage = true,
+        .input = 12,
+        .output = 30,
+        .total = 42,
+        .estimated = false,
+        .prompt_tokens_est = 15,
+        .findings = doc_findings,
+        .nfindings = 1,
+        .client_aborted = false,
+        .bytes_up = 345,
+        .bytes_down = 2048,
+        .duration_ms = 812.4,
+        .gateway_ms = 0.05,
+        .prompt = NULL,
+    };
+    return r;
+}
+
+static const char llm_example_line[] =
+    "{\"time\":\"2026-12-04T17:00:00.000Z\",\"type\":\"llm\",\"listener\":\"gateway\","
+    "\"workspace\":\"ws-demo\",\"group\":\"developers\",\"team\":\"platform\",\"agent\":\"a1\","
+    "\"task\":\"t9\",\"client\":\"127.0.0.1:51234\",\"provider\":\"openai\","
+    "\"endpoint\":\"openai-chat\",\"region\":\"eu\",\"upstream\":\"eu.api.openai.com:443\","
+    "\"model\":\"gpt-4o-mini\",\"stream\":true,\"decision\":\"allow\",\"reason\":null,"
+    "\"status\":200,\"usage\":{\"input\":12,\"output\":30,\"cache_read\":0,\"cache_write\":0,"
+    "\"reasoning\":0,\"total\":42,\"estimated\":false},\"prompt_tokens_est\":15,"
+    "\"findings\":[{\"rule\":\"email\",\"action\":\"redact\",\"count\":1}],"
+    "\"client_aborted\":false,\"bytes_up\":345,\"bytes_down\":2048,\"duration_ms\":812.4,"
+    "\"gateway_ms\":0.05,\"prompt\":null}";
+
+/* The tail every complete LLM line ends with, before the prompt. */
+static const char llm_tail[] = "\"bytes_up\":345,\"bytes_down\":2048,\"duration_ms\":812.4,"
+                               "\"gateway_ms\":0.05,\"prompt\":";
+
+static size_t count_str(const char *s, const char *needle)
+{
+    size_t n = 0;
+    for (const char *p = s; (p = strstr(p, needle)) != NULL; p++)
+        n++;
+    return n;
+}
+
+static void test_llm_format_doc_example(void **state)
+{
+    char buf[AUDIT_LINE_MAX];
+    audit_llm_t r = llm_example();
+    (void)state;
+
+    size_t n = audit_format_llm(buf, sizeof buf, &r);
+    assert_string_equal(buf, llm_example_line);
+    assert_int_equal(n, strlen(llm_example_line));
+    assert_true(json_valid(buf));
+    /* a record without findings has an empty array */
+    r.findings = NULL;
+    audit_format_llm(buf, sizeof buf, &r);
+    assert_non_null(strstr(buf, ",\"findings\":[],\"client_aborted\":false,"));
+    assert_null(strstr(buf, "truncated"));
+    assert_true(json_valid(buf));
+}
+
+static void test_llm_nulls(void **state)
+{
+    char buf[AUDIT_LINE_MAX];
+    audit_llm_t r = {0};
+    (void)state;
+
+    audit_format_llm(buf, sizeof buf, &r);
+    assert_string_equal(
+        buf, "{\"time\":\"1970-01-01T00:00:00.000Z\",\"type\":\"llm\",\"listener\":\"\","
+             "\"workspace\":\"\",\"group\":\"\",\"team\":\"\",\"agent\":null,\"task\":null,"
+             "\"client\":\"\",\"provider\":\"\",\"endpoint\":\"\",\"region\":null,"
+             "\"upstream\":\"\",\"model\":\"\",\"stream\":false,\"decision\":\"\","
+             "\"reason\":null,\"status\":0,\"usage\":null,\"prompt_tokens_est\":0,"
+             "\"findings\":[],\"client_aborted\":false,\"bytes_up\":0,\"bytes_down\":0,"
+             "\"duration_ms\":0,\"gateway_ms\":0,\"prompt\":null}");
+    assert_true(json_valid(buf));
+
+    /* "" is null for agent, task, region, reason and prompt; not for the rest */
+    r = llm_example();
+    r.agent = r.task = r.region = "";
+    r.reason = "";
+    r.prompt = "";
+    r.prompt_len = 0;
+    r.team = "";
+    r.model = "";
+    audit_format_llm(buf, sizeof buf, &r);
+    assert_non_null(strstr(buf, "\"team\":\"\",\"agent\":null,\"task\":null,"));
+    assert_non_null(strstr(buf, "\"region\":null,\"upstream\""));
+    assert_non_null(strstr(buf, "\"model\":\"\","));
+    assert_non_null(strstr(buf, "\"reason\":null,"));
+    assert_non_null(strstr(buf, "\"prompt\":null}"));
+    r.prompt = "x"; /* prompt_len 0: null too */
+    audit_format_llm(buf, sizeof buf, &r);
+    assert_non_null(strstr(buf, "\"prompt\":null}"));
+
+    /* a denial with estimated usage, extreme numbers */
+    r = llm_example();
+    r.decision = "deny";
+    r.reason = "cdeguard_secret_blocked";
+    r.status = 403;
+    r.estimated = true;
+    r.input = UINT64_MAX;
+    r.reasoning = 7;
+    r.client_aborted = true;
+    r.stream = false;
+    r.duration_ms = 0.0 / 0.0;
+    r.gateway_ms = 1.0 / 0.0;
+    r.bytes_down = UINT64_MAX;
+    audit_format_llm(buf, sizeof buf, &r);
+    assert_true(json_valid(buf));
+    assert_non_null(strstr(buf, "\"stream\":false,\"decision\":\"deny\","
+                                "\"reason\":\"cdeguard_secret_blocked\",\"status\":403,"
+                                "\"usage\":{\"input\":18446744073709551615,\"output\":30,"
+                                "\"cache_read\":0,\"cache_write\":0,\"reasoning\":7,"
+                                "\"total\":42,\"estimated\":true},"));
+    assert_non_null(strstr(buf, "\"client_aborted\":true,\"bytes_up\":345,"
+                                "\"bytes_down\":18446744073709551615,\"duration_ms\":0,"
+                                "\"gateway_ms\":1000000000000,\"prompt\":null}"));
+    r.has_usage = false;
+    r.duration_ms = 100;
+    r.gateway_ms = 0.0126; /* three decimals, printf rounding, zeros dropped */
+    audit_format_llm(buf, sizeof buf, &r);
+    assert_non_null(strstr(buf, "\"status\":403,\"usage\":null,\"prompt_tokens_est\":15,"));
+    assert_non_null(strstr(buf, "\"duration_ms\":100,\"gateway_ms\":0.013,"));
+    assert_true(json_valid(buf));
+}
+
+static void test_llm_escaping(void **state)
+{
+    char buf[AUDIT_LINE_MAX];
+    audit_llm_t r = llm_example();
+    static const audit_llm_finding_t fx[] = {{"a\"b\\c", "re\ndact", 2}, {NULL, NULL, 0}};
+    (void)state;
+
+    r.agent = "ag\"ent\\";
+    r.task = "\x01\x7f\t";
+    r.model = "m\xc3\xa9\xff\xe2\x82"; /* é, then a bad byte and a cut sequence */
+    r.workspace = "w\"s";
+    r.findings = fx;
+    r.nfindings = 2;
+    /* the prompt is length-bounded: a NUL inside is escaped, bytes past
+     * prompt_len are never read, a sequence cut by prompt_len is invalid */
+    r.prompt = "{\"a\":\"x\"}\0\n\xe2\x82\xac\xe2\x82\xac";
+    r.prompt_len = 16;
+    size_t n = audit_format_llm(buf, sizeof buf, &r);
+    assert_int_equal(strlen(buf), n);
+    if (!json_valid(buf)) fail_msg("invalid JSON: %s", buf);
+    assert_non_null(strstr(buf, "\"workspace\":\"w\\\"s\","));
+    assert_non_null(strstr(buf, "\"agent\":\"ag\\\"ent\\\\\",\"task\":\"\\u0001\\u007f\\u0009\","));
+    assert_non_null(strstr(buf, "\"model\":\"m\xc3\xa9\\ufffd\\ufffd\\ufffd\","));
+    assert_non_null(strstr(buf,
+                           "\"findings\":[{\"rule\":\"a\\\"b\\\\c\",\"action\":\"re\\u000adact\","
+                           "\"count\":2},{\"rule\":\"\",\"action\":\"\",\"count\":0}],"));
+    assert_non_null(strstr(buf, "\"prompt\":\"{\\\"a\\\":\\\"x\\\"}\\u0000\\u000a\xe2\x82\xac"
+                                "\\ufffd\\ufffd\"}"));
+}
+
+static void test_llm_findings_limit(void **state)
+{
+    enum { NF = 100 };
+    static audit_llm_finding_t fx[NF];
+    static char names[NF][16];
+    char buf[AUDIT_LLM_LINE_MAX];
+    audit_llm_t r = llm_example();
+    (void)state;
+
+    for (int i = 0; i < NF; i++) {
+        snprintf(names[i], sizeof names[i], "rule%d", i);
+        fx[i] = (audit_llm_finding_t){names[i], "alert", (size_t)i + 1};
+    }
+    r.findings = fx;
+    r.nfindings = AUDIT_LLM_FINDINGS_MAX; /* exactly the limit: no marker */
+    audit_format_llm(buf, sizeof buf, &r);
+    assert_true(json_valid(buf));
+    assert_int_equal(count_str(buf, "{\"rule\":"), AUDIT_LLM_FINDINGS_MAX);
+    assert_null(strstr(buf, "findings_truncated"));
+
+    r.nfindings = NF;
+    size_t n = audit_format_llm(buf, sizeof buf, &r);
+    assert_true(json_valid(buf));
+    assert_int_equal(strlen(buf), n);
+    assert_int_equal(count_str(buf, "{\"rule\":"), AUDIT_LLM_FINDINGS_MAX);
+    assert_non_null(strstr(buf, "{\"rule\":\"rule63\",\"action\":\"alert\",\"count\":64}],"
+                                "\"findings_truncated\":true,\"client_aborted\":false,"));
+    assert_null(strstr(buf, "rule64"));
+
+    /* a long rule name is cut at AUDIT_LLM_FINDING_STR escaped bytes, between
+     * characters: 2-byte é x 100 = 200 bytes → 64 é */
+    char longname[256] = "";
+    for (int i = 0; i < 100; i++)
+        memcpy(longname + 2 * i, "\xc3\xa9", 2);
+    audit_llm_finding_t one = {longname, "block", 1};
+    r.findings = &one;
+    r.nfindings = 1;
+    audit_format_llm(buf, sizeof buf, &r);
+    assert_true(json_valid(buf));
+    char want[512];
+    snprintf(want, sizeof want, "\"findings\":[{\"rule\":\"%.*s\",\"action\":\"block\"",
+             AUDIT_LLM_FINDING_STR, longname);
+    assert_non_null(strstr(buf, want));
+
+    /* in a short buffer the findings that do not fit are left out, marked */
+    r.findings = fx;
+    r.nfindings = NF;
+    n = audit_format_llm(buf, 1400, &r);
+    assert_true(n > 0 && n < 1400);
+    assert_true(json_valid(buf));
+    size_t listed = count_str(buf, "{\"rule\":");
+    assert_true(listed > 0 && listed < 20);
+    assert_non_null(strstr(buf, "],\"findings_truncated\":true,\"client_aborted\":false,"));
+    assert_non_null(strstr(buf, llm_tail));
+}
+
+static void test_llm_prompt_bounds(void **state)
+{
+    const size_t big = (size_t)1 << 20;
+    char *prompt = malloc(big);
+    char *buf = malloc(AUDIT_LLM_LINE_MAX + 64);
+    audit_llm_t r = llm_example();
+    (void)state;
+
+    assert_non_null(prompt);
+    assert_non_null(buf);
+    memset(prompt, 'p', big);
+    r.prompt = prompt;
+
+    /* a prompt that fits is whole, without a marker */
+    r.prompt_len = 100000;
+    size_t n = audit_format_llm(buf, AUDIT_LLM_LINE_MAX + 64, &r);
+    assert_true(n > 100000 && n < AUDIT_LLM_LINE_MAX);
+    assert_true(json_valid(buf));
+    assert_null(strstr(buf, "prompt_truncated"));
+    assert_int_equal(count_char(strstr(buf, "\"prompt\":\"") + 10, 'p'), 100000);
+
+    /* cap n + 1 is just enough; one byte less cuts the prompt and marks it */
+    char *copy = strdup(buf);
+    assert_non_null(copy);
+    assert_int_equal(audit_format_llm(buf, n + 1, &r), n);
+    assert_string_equal(buf, copy);
+    size_t m = audit_format_llm(buf, n, &r);
+    assert_true(m > 0 && m < n);
+    assert_true(json_valid(buf));
+    assert_non_null(strstr(buf, "\",\"prompt_truncated\":true}"));
+    free(copy);
+
+    /* 1 MiB: cut to the line bound, whatever cap the caller has */
+    r.prompt_len = big;
+    n = audit_format_llm(buf, AUDIT_LLM_LINE_MAX + 64, &r);
+    assert_int_equal(n, AUDIT_LLM_LINE_MAX - 1); /* '\n' still fits */
+    assert_int_equal(strlen(buf), n);
+    assert_true(json_valid(buf));
+    assert_non_null(strstr(buf, llm_tail));
+    assert_non_null(strstr(buf, "pp\",\"prompt_truncated\":true}"));
+    /* the fields before the prompt are intact */
+    assert_non_null(strstr(buf, "\"findings\":[{\"rule\":\"email\",\"action\":\"redact\","
+                                "\"count\":1}],\"client_aborted\":false,"));
+
+    /* a huge metadata string is held to AUDIT_LINE_MAX without findings and prompt */
+    char *model = malloc(20001);
+    assert_non_null(model);
+    memset(model, 'm', 20000);
+    model[20000] = '\0';
+    r = llm_example();
+    r.findings = NULL;
+    r.model = model;
+    n = audit_format_llm(buf, AUDIT_LLM_LINE_MAX, &r);
+    assert_int_equal(n, AUDIT_LINE_MAX - 1);
+    assert_true(json_valid(buf));
+    assert_non_null(strstr(buf, "\"provider\":\"openai\""));
+    assert_non_null(strstr(buf, llm_tail));
+    /* ... and the prompt still gets the rest */
+    r.prompt = prompt;
+    r.prompt_len = 50000;
+    n = audit_format_llm(buf, AUDIT_LLM_LINE_MAX, &r);
+    assert_true(n > 50000 + AUDIT_LINE_MAX - 100);
+    assert_true(json_valid(buf));
+    assert_null(strstr(buf, "prompt_truncated"));
+
+    /* too small for the fixed fields */
+    assert_int_equal(audit_format_llm(buf, 64, &r), 0);
+    assert_string_equal(buf, "");
+    assert_int_equal(audit_format_llm(buf, 64, NULL), 0);
+    free(model);
+    free(prompt);
+    free(buf);
+}
+
+static void test_llm_truncation_property(void **state)
+{
+    /* Random nasty strings, findings and prompts, random caps: always one
+     * valid JSON object within the cap, and the numbers after the prompt
+     * intact. */
+    static const char alphabet[] = "a\"\\\x01\x7f\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\xff\x80";
+    enum { NSTR = 10, NF = 80, PMAX = 300000 };
+    char *s[NSTR];
+    char *prompt = malloc(PMAX);
+    char *buf = malloc(AUDIT_LLM_LINE_MAX + 64);
+    audit_llm_finding_t fx[NF];
+    uint64_t x = 0x2545f4914f6cdd1du;
+    (void)state;
+
+    assert_non_null(prompt);
+    assert_non_null(buf);
+    for (int i = 0; i < NSTR; i++) {
+        s[i] = malloc(6001);
+        assert_non_null(s[i]);
+    }
+#define NEXT() (x ^= x << 13, x ^= x >> 7, x ^= x << 17)
+    for (int iter = 0; iter < 150; iter++) {
+        for (int i = 0; i < NSTR; i++) {
+            size_t len = (size_t)(NEXT() % 6000);
+            if (iter % 3 == 0) len %= 300;
+            for (size_t k = 0; k < len; k++)
+                s[i][k] = alphabet[NEXT() % (sizeof alphabet - 1)];
+            s[i][len] = '\0';
+        }
+        size_t plen = (size_t)(NEXT() % PMAX);
+        if (iter % 4 == 0) plen %= 2000;
+        for (size_t k = 0; k < plen; k++) /* NUL included */
+            prompt[k] = iter % 2 ? alphabet[NEXT() % sizeof alphabet] : (char)(NEXT() & 0xff);
+        size_t nf = (size_t)(NEXT() % NF);
+        for (size_t k = 0; k < nf; k++)
+            fx[k] = (audit_llm_finding_t){s[k % NSTR] + NEXT() % 50, s[(k + 3) % NSTR], k};
+        audit_llm_t r = llm_example();
+        r.workspace = s[0];
+        r.model = s[1];
+        r.agent = s[2];
+        r.reason = iter % 2 ? s[3] : NULL;
+        r.upstream = s[4];
+        r.client = s[5];
+        r.findings = fx;
+        r.nfindings = nf;
+        r.prompt = iter % 5 == 0 ? NULL : prompt;
+        r.prompt_len = plen;
+        size_t cap = AUDIT_LLM_LINE_MAX + 64;
+        if (iter % 3 == 1) cap = 700 + (size_t)(NEXT() % 20000);
+        if (iter % 3 == 2) cap = 700 + (size_t)(NEXT() % AUDIT_LLM_LINE_MAX);
+        memset(buf, 'Z', AUDIT_LLM_LINE_MAX + 64);
+        size_t n = audit_format_llm(buf, cap, &r);
+        assert_true(n > 0);
+        assert_true(n < cap && n <= AUDIT_LLM_LINE_MAX - 1);
+        assert_int_equal(strlen(buf), n);
+        if (cap < AUDIT_LLM_LINE_MAX + 64) assert_int_equal(buf[cap], 'Z');
+        if (!json_valid(buf)) fail_msg("invalid JSON at iteration %d", iter);
+        assert_non_null(strstr(buf, "\"duration_ms\":812.4,\"gateway_ms\":0.05,\"prompt\":"));
+        assert_true(count_str(buf, "{\"rule\":") <= AUDIT_LLM_FINDINGS_MAX);
+    }
+#undef NEXT
+    for (int i = 0; i < NSTR; i++)
+        free(s[i]);
+    free(prompt);
+    free(buf);
+}
+
+static void test_llm_file_long_line(void **state)
+{
+    char path[256], err[256];
+    const size_t plen = 200000;
+    char *prompt = malloc(plen);
+    audit_llm_t r = llm_example();
+    audit_egress_t e = example();
+    (void)state;
+
+    assert_non_null(prompt);
+    memset(prompt, 'q', plen);
+    tpath(path, sizeof path, "llm.log");
+    assert_int_equal(audit_open(false, path, err, sizeof err), 0);
+    uint64_t d0 = audit_dropped();
+    audit_llm(&r); /* short: from the stack */
+    r.prompt = prompt;
+    r.prompt_len = plen;
+    audit_llm(&r); /* longer than AUDIT_LINE_MAX: queued whole */
+    r.prompt_len = (size_t)1 << 19;
+    char *huge = malloc(r.prompt_len);
+    assert_non_null(huge);
+    memset(huge, '"', r.prompt_len); /* 2 bytes escaped each: cut */
+    r.prompt = huge;
+    audit_llm(&r);
+    audit_egress(&e);
+    audit_close();
+    assert_int_equal(audit_dropped(), d0);
+
+    size_t len;
+    char *got = slurp(path, &len);
+    assert_int_equal(count_char(got, '\n'), 4);
+    char *save = NULL;
+    char *l1 = strtok_r(got, "\n", &save), *l2 = strtok_r(NULL, "\n", &save);
+    char *l3 = strtok_r(NULL, "\n", &save), *l4 = strtok_r(NULL, "\n", &save);
+    assert_string_equal(l1, llm_example_line);
+    assert_true(strlen(l2) > plen);
+    assert_true(json_valid(l2));
+    assert_null(strstr(l2, "prompt_truncated"));
+    /* cut between two-byte escapes: one byte may stay unused */
+    assert_true(strlen(l3) >= AUDIT_LLM_LINE_MAX - 2 && strlen(l3) <= AUDIT_LLM_LINE_MAX - 1);
+    assert_true(json_valid(l3));
+    assert_non_null(strstr(l3, "\\\"\",\"prompt_truncated\":true}"));
+    assert_string_equal(l4, example_line);
+    free(got);
+    free(huge);
+    free(prompt);
+}
+
 /* ---- file sink ------------------------------------------------------------ */
 
 static void test_file_roundtrip(void **state)
@@ -875,6 +1305,13 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_truncation_single_field),
         cmocka_unit_test(test_truncation_property),
         cmocka_unit_test(test_format_tiny_cap),
+        cmocka_unit_test(test_llm_format_doc_example),
+        cmocka_unit_test(test_llm_nulls),
+        cmocka_unit_test(test_llm_escaping),
+        cmocka_unit_test(test_llm_findings_limit),
+        cmocka_unit_test(test_llm_prompt_bounds),
+        cmocka_unit_test(test_llm_truncation_property),
+        cmocka_unit_test(test_llm_file_long_line),
         cmocka_unit_test(test_file_roundtrip),
         cmocka_unit_test(test_calls_after_close_are_noops),
         cmocka_unit_test(test_open_errors),
