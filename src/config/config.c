@@ -10,7 +10,11 @@
  *     of the node at fault (never stops at the first)
  *   → cross checks: duplicate workspace ids / policy names / tokens, group
  *     coverage (each workspace group covered by exactly one policy),
- *     overlapping workspace sources, equal listener ports
+ *     overlapping workspace sources, equal ports of any two enabled listeners
+ *     (egress, admin, gateway, ext_authz); gateway provider / group names
+ *     unique, a group's providers defined
+ *   → the inspection engine: the inspect section's, or (gateway on, no
+ *     inspect section, no error so far) the built-in rules
  *   → either the config (refs == 1) or NULL and every error, sorted by line,
  *     as "FILE:LINE: message" (LINE is 1-based; file-wide problems use 1).
  *
@@ -19,12 +23,21 @@
  * at least one group and non-NULL allow/deny domain sets; global_deny is
  * non-NULL; the ids stored in a domain set index the matching *_patterns
  * array, which keeps each pattern exactly as written (for audit messages);
- * audit_path and path are non-NULL; workspace ids, group and policy names
- * are 1..64 of [A-Za-z0-9._-] (they go into credentials, headers, JSON and
- * metric labels unescaped); timeouts are 1 ms..168 h.
+ * audit_path and path are non-NULL; workspace ids, group, team and policy
+ * names are 1..64 of [A-Za-z0-9._-] (they go into credentials, headers, JSON
+ * and metric labels unescaped); every workspace has a team (default: a copy
+ * of its group); timeouts are 1 ms..168 h.  When gateway.enabled:
+ * inspect.engine is non-NULL; there is at least one provider (the defaults
+ * when the file lists none), each with a name ([a-z0-9][a-z0-9_-]*, <= 63),
+ * a vendor (an llm_vendor_t), 1..16 endpoints with url, host, base_path
+ * non-NULL, and key non-NULL exactly when key_ref loaded; every name in a
+ * gateway group's providers is a provider's name.  Paths of files the
+ * gateway reads (tls, ca_file, file: keys) are resolved against the config
+ * file's directory and were readable at load.
  *
  * Messages quote user values sanitised and truncated (CONFIG_ECHO_BUF), never
- * a token (it may be a clear-text secret); at most CONFIG_MAX_ERRORS are kept,
+ * a token, a provider key or a `key:` that is not an env:/file: reference
+ * (each may be a clear-text secret); at most CONFIG_MAX_ERRORS are kept,
  * followed by a "too many errors" line.
  *
  * Memory: the config_t owns everything it points to (strings, arrays, CIDR
@@ -41,11 +54,18 @@
 #include "config/config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <yaml.h>
+
+#include "llm/route.h"
+#include "llm/secret.h"
 
 #define CONFIG_MAX_FILE (4u << 20) /* bytes */
 #define CONFIG_MAX_DEPTH 32        /* the schema itself needs 4 */
@@ -119,10 +139,12 @@ typedef struct config_ctx {
     config_t *cfg;
     /* cross checks */
     config_keys_t wsids, polnames, groups, tokens;
+    config_keys_t gwproviders, gwgroups; /* gateway provider and group names */
     config_src_t *srcs;
     size_t nsrcs, capsrcs;
     int *ws_group_line;
-    int egress_line, admin_line;
+    int egress_line, admin_line, gateway_line, ext_authz_line;
+    bool gateway_listed; /* listeners.gateway was given */
 } config_ctx_t;
 
 static void *config_grow(void *p, size_t *cap, size_t need, size_t size)
@@ -852,6 +874,119 @@ static const char *config_want_name(config_ctx_t *c, uint32_t v, const char *wha
 /* ------------------------------------------------------------------------ */
 /* Schema                                                                    */
 
+/* A duration of 1 ms..168 h into *dst. */
+static void config_duration(config_ctx_t *c, uint32_t n, const char *what, uint64_t *dst)
+{
+    char eb[CONFIG_ECHO_BUF];
+    int line = config_node(c, n)->line;
+    uint64_t ms;
+    const char *s = config_want_str(c, n, what, "a duration");
+    if (!s) return;
+    if (config_parse_duration_ms(s, &ms) < 0)
+        config_err(c, line, "%s: bad duration '%s' (use e.g. 500ms, 10s, 2m, 1h)", what,
+                   config_echo_node(c, n, eb, sizeof eb));
+    else if (ms == 0)
+        config_err(c, line, "%s must be greater than 0", what);
+    else if (ms > CONFIG_MAX_TIMEOUT_MS)
+        config_err(c, line, "%s must be at most 168h", what);
+    else
+        *dst = ms;
+}
+
+/* One of the NULL-terminated `names`: its index, or -1 after reporting
+ * ("WHAT must be 'a', 'b' or 'c', not 'x'"). */
+static int config_enum(config_ctx_t *c, uint32_t n, const char *what, const char *const *names)
+{
+    char eb[CONFIG_ECHO_BUF], list[CONFIG_WHAT_BUF];
+    const char *s = config_want_str(c, n, what, "a string");
+    size_t count = 0, o = 0;
+    if (!s) return -1;
+    for (; names[count]; count++)
+        if (!strcmp(s, names[count])) return (int)count;
+    list[0] = '\0';
+    for (size_t i = 0; i < count && o < sizeof list; i++) {
+        const char *sep = i == 0 ? "" : i + 1 == count ? " or " : ", ";
+        int w = snprintf(list + o, sizeof list - o, "%s'%s'", sep, names[i]);
+        if (w < 0) break;
+        o += (size_t)w;
+    }
+    config_err(c, config_node(c, n)->line, "%s must be %s, not '%s'", what, list,
+               config_echo_node(c, n, eb, sizeof eb));
+    return -1;
+}
+
+static void config_bool(config_ctx_t *c, uint32_t n, const char *what, bool *dst)
+{
+    char eb[CONFIG_ECHO_BUF];
+    const char *s = config_want_str(c, n, what, "true or false");
+    if (s && config_parse_bool(s, dst) < 0)
+        config_err(c, config_node(c, n)->line, "%s must be true or false, not '%s'", what,
+                   config_echo_node(c, n, eb, sizeof eb));
+}
+
+/* An integer min..max into *dst. */
+static void config_uint(config_ctx_t *c, uint32_t n, const char *what, uint64_t min, uint64_t max,
+                        uint64_t *dst)
+{
+    char eb[CONFIG_ECHO_BUF];
+    uint64_t v;
+    const char *s = config_want_str(c, n, what, "a number");
+    if (!s) return;
+    if (config_parse_uint(s, max, &v) < 0 || v < min)
+        config_err(c, config_node(c, n)->line, "%s must be an integer from %llu to %llu, not '%s'",
+                   what, (unsigned long long)min, (unsigned long long)max,
+                   config_echo_node(c, n, eb, sizeof eb));
+    else
+        *dst = v;
+}
+
+/* A path from the file: relative to the directory of the config file (as
+ * for inspect.rules_files).  malloc'ed; NULL when out of memory. */
+static char *config_resolve(config_ctx_t *c, const char *s)
+{
+    const char *slash = c->cfg->path ? strrchr(c->cfg->path, '/') : NULL;
+    if (s[0] == '/' || !slash) return config_strdup(c, s);
+    size_t dl = (size_t)(slash - c->cfg->path) + 1, sl = strlen(s);
+    char *full = malloc(dl + sl + 1);
+    if (!full) {
+        c->oom = true;
+        return NULL;
+    }
+    memcpy(full, c->cfg->path, dl);
+    memcpy(full + dl, s, sl + 1);
+    return full;
+}
+
+/* A file that must be readable now (certificates, keys, CA bundles): its
+ * resolved path replaces *out. */
+static void config_file(config_ctx_t *c, uint32_t n, const char *what, char **out)
+{
+    char eb[CONFIG_ECHO_BUF], ebuf[128];
+    const char *s = config_want_str(c, n, what, "a file path");
+    int line = config_node(c, n)->line;
+    if (!s) return;
+    char *path = config_resolve(c, s);
+    if (!path) return;
+    config_echo(path, strlen(path), eb, sizeof eb);
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+    if (fd < 0) {
+        config_err(c, line, "%s: cannot read '%s': %s", what, eb,
+                   strerror_r(errno, ebuf, sizeof ebuf));
+        free(path);
+        return;
+    }
+    struct stat st;
+    bool regular = fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
+    close(fd);
+    if (!regular) {
+        config_err(c, line, "%s: '%s' is not a regular file", what, eb);
+        free(path);
+        return;
+    }
+    free(*out);
+    *out = path;
+}
+
 static void config_listen(config_ctx_t *c, uint32_t v, const char *what, config_listen_t *out)
 {
     char eb[CONFIG_ECHO_BUF];
@@ -917,18 +1052,21 @@ static void config_listen(config_ctx_t *c, uint32_t v, const char *what, config_
 
 static void config_listeners(config_ctx_t *c, uint32_t v)
 {
-    static const char *const keys[] = {"egress", "admin"};
-    uint32_t k[2];
+    static const char *const keys[] = {"egress", "admin", "gateway", "ext_authz"};
+    config_listen_t *dst[] = {&c->cfg->egress, &c->cfg->admin, &c->cfg->gateway.listen,
+                              &c->cfg->gateway.ext_authz};
+    int *lines[] = {&c->egress_line, &c->admin_line, &c->gateway_line, &c->ext_authz_line};
+    uint32_t k[4];
+    char what[CONFIG_WHAT_BUF];
     if (!config_want_map(c, v, "listeners")) return;
-    config_map_keys(c, v, keys, 2, k, "in listeners");
-    if (k[0] != CONFIG_NONE) {
-        c->egress_line = config_node(c, config_val(c, k[0]))->line;
-        config_listen(c, config_val(c, k[0]), "listeners.egress", &c->cfg->egress);
+    config_map_keys(c, v, keys, 4, k, "in listeners");
+    for (size_t i = 0; i < 4; i++) {
+        if (k[i] == CONFIG_NONE) continue;
+        *lines[i] = config_node(c, config_val(c, k[i]))->line;
+        snprintf(what, sizeof what, "listeners.%s", keys[i]);
+        config_listen(c, config_val(c, k[i]), what, dst[i]);
     }
-    if (k[1] != CONFIG_NONE) {
-        c->admin_line = config_node(c, config_val(c, k[1]))->line;
-        config_listen(c, config_val(c, k[1]), "listeners.admin", &c->cfg->admin);
-    }
+    c->gateway_listed = k[2] != CONFIG_NONE;
 }
 
 static void config_audit(config_ctx_t *c, uint32_t v)
@@ -968,26 +1106,13 @@ static void config_timeouts(config_ctx_t *c, uint32_t v)
                        &cfg->connect_timeout_ms, &cfg->client_hello_timeout_ms,
                        &cfg->drain_timeout_ms};
     uint32_t k[5];
-    char eb[CONFIG_ECHO_BUF], what[CONFIG_WHAT_BUF];
+    char what[CONFIG_WHAT_BUF];
     if (!config_want_map(c, v, "timeouts")) return;
     config_map_keys(c, v, keys, 5, k, "in timeouts");
     for (size_t i = 0; i < 5; i++) {
         if (k[i] == CONFIG_NONE) continue;
-        uint32_t n = config_val(c, k[i]);
-        int line = config_node(c, n)->line;
-        uint64_t ms;
         snprintf(what, sizeof what, "timeouts.%s", keys[i]);
-        const char *s = config_want_str(c, n, what, "a duration");
-        if (!s) continue;
-        if (config_parse_duration_ms(s, &ms) < 0)
-            config_err(c, line, "%s: bad duration '%s' (use e.g. 500ms, 10s, 2m, 1h)", what,
-                       config_echo_node(c, n, eb, sizeof eb));
-        else if (ms == 0)
-            config_err(c, line, "%s must be greater than 0", what);
-        else if (ms > CONFIG_MAX_TIMEOUT_MS)
-            config_err(c, line, "%s must be at most 168h", what);
-        else
-            *dst[i] = ms;
+        config_duration(c, config_val(c, k[i]), what, dst[i]);
     }
 }
 
@@ -1141,8 +1266,38 @@ static void config_tokens(config_ctx_t *c, uint32_t v, const char *what, config_
     }
 }
 
-enum { CONFIG_WS_ID, CONFIG_WS_GROUP, CONFIG_WS_SOURCES, CONFIG_WS_TOKENS, CONFIG_WS_NKEYS };
-static const char *const config_ws_keys[CONFIG_WS_NKEYS] = {"id", "group", "sources", "tokens"};
+/* A gateway region ("eu", "us-east"): 1..31 of [a-z0-9-], into out[32]. */
+static void config_region(config_ctx_t *c, uint32_t v, const char *what,
+                          char out[CONFIG_GW_REGION_MAX])
+{
+    char eb[CONFIG_ECHO_BUF];
+    const char *s = config_want_str(c, v, what, "a string");
+    if (!s) return;
+    size_t len = config_node(c, v)->len;
+    bool ok = len < CONFIG_GW_REGION_MAX;
+    for (size_t i = 0; ok && i < len; i++)
+        ok = (s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '-';
+    if (!ok) {
+        config_err(c, config_node(c, v)->line,
+                   "%s: region '%s' is invalid: use 1 to %d lowercase letters, digits or '-'", what,
+                   config_echo_node(c, v, eb, sizeof eb), CONFIG_GW_REGION_MAX - 1);
+        return;
+    }
+    memcpy(out, s, len);
+    out[len] = '\0';
+}
+
+enum {
+    CONFIG_WS_ID,
+    CONFIG_WS_GROUP,
+    CONFIG_WS_SOURCES,
+    CONFIG_WS_TOKENS,
+    CONFIG_WS_TEAM,
+    CONFIG_WS_REGION,
+    CONFIG_WS_NKEYS
+};
+static const char *const config_ws_keys[CONFIG_WS_NKEYS] = {"id",     "group", "sources",
+                                                            "tokens", "team",  "region"};
 
 static void config_workspace(config_ctx_t *c, uint32_t node, size_t i)
 {
@@ -1175,6 +1330,18 @@ static void config_workspace(config_ctx_t *c, uint32_t node, size_t i)
         const char *s = config_want_name(c, v, what, "group");
         c->ws_group_line[i] = config_node(c, v)->line;
         if (s) ws->group = config_strdup(c, s);
+    }
+    if (k[CONFIG_WS_TEAM] != CONFIG_NONE) {
+        uint32_t v = config_val(c, k[CONFIG_WS_TEAM]);
+        snprintf(what, sizeof what, "team of %s", label);
+        const char *s = config_want_name(c, v, what, "team");
+        if (s) ws->team = config_strdup(c, s);
+    } else if (ws->group) {
+        ws->team = config_strdup(c, ws->group);
+    }
+    if (k[CONFIG_WS_REGION] != CONFIG_NONE) {
+        snprintf(what, sizeof what, "region of %s", label);
+        config_region(c, config_val(c, k[CONFIG_WS_REGION]), what, ws->region);
     }
     size_t given = 0;
     if (k[CONFIG_WS_SOURCES] != CONFIG_NONE) {
@@ -1401,7 +1568,9 @@ typedef enum {
     CONFIG_DUP_WSID,
     CONFIG_DUP_POLNAME,
     CONFIG_DUP_GROUP,
-    CONFIG_DUP_TOKEN
+    CONFIG_DUP_TOKEN,
+    CONFIG_DUP_GW_PROVIDER,
+    CONFIG_DUP_GW_GROUP
 } config_dup_t;
 
 /* Sort a table and report every entry whose key was already used by another
@@ -1440,6 +1609,15 @@ static void config_dups(config_ctx_t *c, config_keys_t *k, config_dup_t kind)
                            "%s uses the same token as %s (line %d): a token must identify one "
                            "workspace",
                            l2, l1, first->line);
+                break;
+            case CONFIG_DUP_GW_PROVIDER:
+                config_err(c, dup->line,
+                           "duplicate gateway provider name '%s' (first defined at line %d)", eb,
+                           first->line);
+                break;
+            case CONFIG_DUP_GW_GROUP:
+                config_err(c, dup->line, "duplicate gateway group '%s' (first defined at line %d)",
+                           eb, first->line);
                 break;
             }
         }
@@ -1546,10 +1724,25 @@ static void config_cross_checks(config_ctx_t *c)
                    config_echo(ws->group, strlen(ws->group), eb, sizeof eb));
     }
     config_check_sources(c);
-    if (cfg->egress.enabled && cfg->admin.enabled && cfg->egress.port == cfg->admin.port) {
-        int line = c->admin_line ? c->admin_line : c->egress_line ? c->egress_line : 1;
-        config_err(c, line, "listeners.admin and listeners.egress both use port %u",
-                   (unsigned)cfg->egress.port);
+    /* equal ports between any two enabled listeners (even on different
+     * addresses: one of them would be a surprise), at the later listener */
+    static const char *const lnames[] = {"egress", "admin", "gateway", "ext_authz"};
+    const config_listen_t *ls[] = {&cfg->egress, &cfg->admin, &cfg->gateway.listen,
+                                   &cfg->gateway.ext_authz};
+    const int llines[] = {c->egress_line, c->admin_line, c->gateway_line, c->ext_authz_line};
+    for (size_t j = 1; j < 4; j++) {
+        for (size_t i = 0; i < j; i++) {
+            if (!ls[i]->enabled || !ls[j]->enabled || ls[i]->port != ls[j]->port) continue;
+            int line = llines[j] ? llines[j] : llines[i] ? llines[i] : 1;
+            if (llines[j] || !llines[i])
+                config_err(c, line, "listeners.%s and listeners.%s both use port %u", lnames[j],
+                           lnames[i], (unsigned)ls[j]->port);
+            else
+                config_err(c, line,
+                           "listeners.%s and listeners.%s both use port %u (listeners.%s is at "
+                           "its default: set it to another port)",
+                           lnames[j], lnames[i], (unsigned)ls[j]->port, lnames[j]);
+        }
     }
 }
 
@@ -2000,6 +2193,713 @@ inspect_action_t config_inspect_action(const config_t *c, const inspect_finding_
 }
 
 /* ------------------------------------------------------------------------ */
+/* gateway: the LLM gateway                                                  */
+
+static const char config_vendor_list[] = "openai, azure, anthropic, gemini, mistral or groq";
+
+/* Provider names are path segments (/NAME/...), header values and metric
+ * labels: [a-z0-9][a-z0-9_-]*, at most 63 bytes. */
+static bool config_gw_valid_name(const char *s, size_t len)
+{
+    if (len == 0 || len > 63) return false;
+    for (size_t i = 0; i < len; i++) {
+        char ch = s[i];
+        bool alnum = (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9');
+        if (!alnum && (i == 0 || (ch != '_' && ch != '-'))) return false;
+    }
+    return true;
+}
+
+/* A DNS host name: dot-separated labels of 1..63 letters, digits and '-'
+ * (not first or last), at most 253 bytes, no trailing dot. */
+static bool config_gw_valid_host(const char *s, size_t len)
+{
+    if (len == 0 || len > 253) return false;
+    size_t lab = 0;
+    for (size_t i = 0; i <= len; i++) {
+        if (i == len || s[i] == '.') {
+            if (lab == 0 || lab > 63 || s[i - 1] == '-' || s[i - lab] == '-') return false;
+            lab = 0;
+            continue;
+        }
+        char ch = s[i];
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+              ch == '-'))
+            return false;
+        lab++;
+    }
+    return true;
+}
+
+/* url: https://host[:port][/base] (http:// only for a loopback host). */
+static void config_gw_url(config_ctx_t *c, uint32_t v, const char *what, config_gw_endpoint_t *ep)
+{
+    char eb[CONFIG_ECHO_BUF], hb[CONFIG_ECHO_BUF];
+    const char *s = config_want_str(c, v, what, "a URL");
+    if (!s) return;
+    int line = config_node(c, v)->line;
+    size_t len = config_node(c, v)->len;
+    const char *end = s + len, *p;
+    bool tls;
+
+    config_echo_node(c, v, eb, sizeof eb);
+    for (size_t i = 0; i < len; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (ch <= 0x20 || ch >= 0x7f) {
+            config_err(c, line,
+                       "%s: '%s' has a space, control or non-ASCII character (percent-encode it)",
+                       what, eb);
+            return;
+        }
+    }
+    if (len >= 8 && !strncasecmp(s, "https://", 8)) {
+        tls = true;
+        p = s + 8;
+    } else if (len >= 7 && !strncasecmp(s, "http://", 7)) {
+        tls = false;
+        p = s + 7;
+    } else {
+        config_err(c, line,
+                   "%s: '%s' is not an https:// URL (write https://HOST[:PORT][/BASE/PATH])", what,
+                   eb);
+        return;
+    }
+    if (memchr(p, '?', (size_t)(end - p)) || memchr(p, '#', (size_t)(end - p))) {
+        config_err(c, line,
+                   "%s: '%s' has a query or fragment: write only https://HOST[:PORT][/BASE/PATH]",
+                   what, eb);
+        return;
+    }
+    const char *aend = memchr(p, '/', (size_t)(end - p));
+    if (!aend) aend = end;
+    if (memchr(p, '@', (size_t)(aend - p))) {
+        config_err(c, line,
+                   "%s: '%s' has user information (USER@): the provider key is given with 'key', "
+                   "never in the URL",
+                   what, eb);
+        return;
+    }
+    const char *host = p, *hend, *port = NULL;
+    bool bracket = *p == '[';
+    if (bracket) {
+        const char *close = memchr(p, ']', (size_t)(aend - p));
+        if (!close || (close + 1 < aend && close[1] != ':')) {
+            config_err(c, line, "%s: '%s': an IPv6 address is written [ADDRESS] or [ADDRESS]:PORT",
+                       what, eb);
+            return;
+        }
+        host = p + 1;
+        hend = close;
+        if (close + 1 < aend) port = close + 2;
+    } else {
+        const char *colon = memchr(p, ':', (size_t)(aend - p));
+        hend = colon ? colon : aend;
+        if (colon) port = colon + 1;
+        if (port && memchr(port, ':', (size_t)(aend - port))) {
+            config_err(c, line, "%s: '%s': IPv6 addresses must be in brackets, e.g. https://[::1]",
+                       what, eb);
+            return;
+        }
+    }
+    size_t hlen = (size_t)(hend - host);
+    config_echo(host, hlen, hb, sizeof hb);
+    netaddr_t a;
+    bool loopback = false;
+    if (hlen == 0) {
+        config_err(c, line, "%s: '%s' has no host", what, eb);
+        return;
+    }
+    if (bracket) {
+        if (ipaddr_parse_strict(host, hlen, &a) < 0 || a.family != AF_INET6) {
+            config_err(c, line, "%s: '[%s]' is not an IPv6 address", what, hb);
+            return;
+        }
+        static const uint8_t one[16] = {[15] = 1};
+        loopback = !memcmp(a.bytes, one, 16);
+    } else {
+        ipaddr_kind_t kind = ipaddr_parse_host(host, hlen, &a, NULL, 0);
+        if (kind == IPADDR_LITERAL &&
+            (ipaddr_parse_strict(host, hlen, &a) < 0 || a.family != AF_INET)) {
+            config_err(c, line,
+                       "%s: '%s' is not a canonical IPv4 address (write four decimal numbers, "
+                       "e.g. 127.0.0.1)",
+                       what, hb);
+            return;
+        }
+        if (kind == IPADDR_LITERAL) {
+            loopback = a.bytes[0] == 127;
+        } else if (kind != IPADDR_NAME || !config_gw_valid_host(host, hlen)) {
+            config_err(c, line, "%s: '%s' is not a valid host name", what, hb);
+            return;
+        } else {
+            loopback = hlen == 9 && !strncasecmp(host, "localhost", 9);
+        }
+    }
+    uint64_t pv = tls ? 443 : 80;
+    if (port) {
+        char pb[8];
+        size_t plen = (size_t)(aend - port);
+        if (plen < sizeof pb) {
+            memcpy(pb, port, plen);
+            pb[plen] = '\0';
+        }
+        if (plen == 0 || plen >= sizeof pb || config_parse_uint(pb, 65535, &pv) < 0 || pv == 0) {
+            config_err(c, line, "%s: '%s' has a bad port (must be 1..65535)", what, eb);
+            return;
+        }
+    }
+    if (!tls && !loopback) {
+        config_err(c, line,
+                   "%s: '%s': http:// is only allowed for a loopback host (127.0.0.0/8, ::1, "
+                   "localhost); use https://",
+                   what, eb);
+        return;
+    }
+    size_t blen = (size_t)(end - aend);
+    while (blen > 0 && aend[blen - 1] == '/')
+        blen--;
+    ep->url = config_strdup(c, s);
+    ep->host = strndup(host, hlen);
+    ep->base_path = strndup(aend, blen);
+    if (!ep->host || !ep->base_path) {
+        c->oom = true;
+        return;
+    }
+    for (char *h = ep->host; *h; h++)
+        if (*h >= 'A' && *h <= 'Z') *h = (char)(*h - 'A' + 'a');
+    ep->port = (uint16_t)pv;
+    ep->tls = tls;
+}
+
+enum { CONFIG_GE_URL, CONFIG_GE_REGION, CONFIG_GE_NKEYS };
+static const char *const config_gw_endpoint_keys[CONFIG_GE_NKEYS] = {"url", "region"};
+
+static void config_gw_endpoint(config_ctx_t *c, uint32_t node, const char *plabel, size_t j,
+                               config_gw_endpoint_t *ep)
+{
+    char label[CONFIG_LABEL_BUF + 32], what[CONFIG_WHAT_BUF];
+    uint32_t k[CONFIG_GE_NKEYS];
+    snprintf(label, sizeof label, "endpoint #%zu of %s", j + 1, plabel);
+    ep->line = config_node(c, node)->line;
+    if (!config_want_map(c, node, label)) return;
+    snprintf(what, sizeof what, "in %s", label);
+    config_map_keys(c, node, config_gw_endpoint_keys, CONFIG_GE_NKEYS, k, what);
+    if (k[CONFIG_GE_URL] == CONFIG_NONE) {
+        config_err(c, ep->line, "%s: missing required key 'url'", label);
+    } else {
+        snprintf(what, sizeof what, "url of %s", label);
+        config_gw_url(c, config_val(c, k[CONFIG_GE_URL]), what, ep);
+    }
+    if (k[CONFIG_GE_REGION] != CONFIG_NONE) {
+        snprintf(what, sizeof what, "region of %s", label);
+        config_region(c, config_val(c, k[CONFIG_GE_REGION]), what, ep->region);
+    }
+}
+
+/* key: env:NAME / file:PATH, loaded now.  The value is never echoed: it
+ * may be the key itself written by mistake. */
+static void config_gw_key(config_ctx_t *c, uint32_t v, const char *what, config_gw_provider_t *pr)
+{
+    char err[512] = "";
+    const char *s = config_want_str(c, v, what, "env:NAME or file:PATH");
+    int line = config_node(c, v)->line;
+    if (!s) return;
+    bool env = !strncmp(s, "env:", 4), file = !strncmp(s, "file:", 5);
+    if (!env && !file) {
+        config_err(c, line,
+                   "%s: write the key as a reference, env:NAME or file:PATH, never the key itself",
+                   what);
+        return;
+    }
+    if (!(pr->key_ref = config_strdup(c, s))) return;
+    char *ref = NULL;
+    if (file && s[5]) {
+        char *path = config_resolve(c, s + 5);
+        if (!path) return;
+        ref = malloc(strlen(path) + 6);
+        if (ref) {
+            memcpy(ref, "file:", 5);
+            memcpy(ref + 5, path, strlen(path) + 1);
+        }
+        free(path);
+    } else {
+        ref = config_strdup(c, s);
+    }
+    if (!ref) {
+        c->oom = true;
+        return;
+    }
+    llm_secret_t sec;
+    if (llm_secret_load(ref, &sec, err, sizeof err) < 0) {
+        err[sizeof err - 1] = '\0';
+        config_err(c, line, "%s: %s", what, err[0] ? err : "cannot load the key");
+    } else {
+        pr->key = sec.value; /* owned by the config now; wiped in config_free */
+        pr->key_len = sec.len;
+    }
+    free(ref);
+}
+
+enum { CONFIG_GP_NAME, CONFIG_GP_TYPE, CONFIG_GP_KEY, CONFIG_GP_ENDPOINTS, CONFIG_GP_NKEYS };
+static const char *const config_gw_provider_keys[CONFIG_GP_NKEYS] = {"name", "type", "key",
+                                                                     "endpoints"};
+
+static void config_gw_provider_one(config_ctx_t *c, uint32_t node, size_t i)
+{
+    config_gw_provider_t *pr = &c->cfg->gateway.providers[i];
+    char label[CONFIG_LABEL_BUF], what[CONFIG_WHAT_BUF], eb[CONFIG_ECHO_BUF];
+    uint32_t k[CONFIG_GP_NKEYS];
+    size_t nlen = 0;
+    const char *peek = config_peek(c, node, "name", &nlen);
+    llm_vendor_t vendor;
+
+    pr->line = config_node(c, node)->line;
+    pr->vendor = -1;
+    config_label("provider", peek, nlen, i, label, sizeof label);
+    if (!config_want_map(c, node, label)) return;
+    snprintf(what, sizeof what, "in %s", label);
+    config_map_keys(c, node, config_gw_provider_keys, CONFIG_GP_NKEYS, k, what);
+
+    if (k[CONFIG_GP_NAME] == CONFIG_NONE) {
+        config_err(c, pr->line, "%s: missing required key 'name'", label);
+    } else {
+        uint32_t v = config_val(c, k[CONFIG_GP_NAME]);
+        snprintf(what, sizeof what, "name of %s", label);
+        const char *s = config_want_str(c, v, what, "a string");
+        if (s && !config_gw_valid_name(s, config_node(c, v)->len))
+            config_err(c, config_node(c, v)->line,
+                       "provider name '%s' is invalid: use 1 to 63 lowercase letters, digits, "
+                       "'_' or '-', starting with a letter or digit",
+                       config_echo_node(c, v, eb, sizeof eb));
+        else if (s && (pr->name = config_strdup(c, s)) != NULL)
+            config_key_push(c, &c->gwproviders, pr->name, strlen(pr->name), i,
+                            config_node(c, v)->line);
+    }
+    if (k[CONFIG_GP_TYPE] != CONFIG_NONE) {
+        uint32_t v = config_val(c, k[CONFIG_GP_TYPE]);
+        snprintf(what, sizeof what, "type of %s", label);
+        const char *s = config_want_str(c, v, what, "a string");
+        if (s && llm_vendor_parse(s, config_node(c, v)->len, &vendor) == 0)
+            pr->vendor = (int)vendor;
+        else if (s)
+            config_err(c, config_node(c, v)->line, "%s must be %s, not '%s'", what,
+                       config_vendor_list, config_echo_node(c, v, eb, sizeof eb));
+    } else if (pr->name && llm_vendor_parse(pr->name, strlen(pr->name), &vendor) == 0) {
+        pr->vendor = (int)vendor;
+    } else if (pr->name) {
+        config_err(c, pr->line,
+                   "%s: missing 'type' (its name is not a provider type; set type: %s)", label,
+                   config_vendor_list);
+    }
+    if (k[CONFIG_GP_KEY] != CONFIG_NONE) {
+        snprintf(what, sizeof what, "key of %s", label);
+        config_gw_key(c, config_val(c, k[CONFIG_GP_KEY]), what, pr);
+    }
+    if (k[CONFIG_GP_ENDPOINTS] == CONFIG_NONE) {
+        config_err(c, pr->line, "%s: missing required key 'endpoints'", label);
+        return;
+    }
+    uint32_t v = config_val(c, k[CONFIG_GP_ENDPOINTS]);
+    snprintf(what, sizeof what, "endpoints of %s", label);
+    if (!config_want_seq(c, v, what)) return;
+    size_t n = config_count(c, v);
+    if (n == 0 || n > CONFIG_GW_MAX_ENDPOINTS) {
+        config_err(c, config_node(c, v)->line, "%s must list 1 to %d endpoints, not %zu", what,
+                   CONFIG_GW_MAX_ENDPOINTS, n);
+        return;
+    }
+    size_t j = 0;
+    for (uint32_t it = config_node(c, v)->first; it != CONFIG_NONE;
+         it = config_node(c, it)->next, j++)
+        config_gw_endpoint(c, it, label, j, &pr->endpoints[j]);
+    pr->nendpoints = n;
+}
+
+/* Without a `providers` list: every vendor under its own name, at its public
+ * API, without a key (calls get 503 until one is configured).  Azure is left
+ * out: its URL names the customer's resource. */
+static void config_gw_default_providers(config_ctx_t *c, int line)
+{
+    static const struct {
+        llm_vendor_t vendor;
+        const char *host;
+    } defs[] = {
+        {LLM_VENDOR_OPENAI, "api.openai.com"},
+        {LLM_VENDOR_ANTHROPIC, "api.anthropic.com"},
+        {LLM_VENDOR_GEMINI, "generativelanguage.googleapis.com"},
+        {LLM_VENDOR_MISTRAL, "api.mistral.ai"},
+        {LLM_VENDOR_GROQ, "api.groq.com"},
+    };
+    size_t n = sizeof defs / sizeof defs[0];
+    config_gateway_t *gw = &c->cfg->gateway;
+    gw->providers = calloc(n, sizeof *gw->providers);
+    if (!gw->providers) {
+        c->oom = true;
+        return;
+    }
+    gw->nproviders = n;
+    for (size_t i = 0; i < n; i++) {
+        config_gw_provider_t *pr = &gw->providers[i];
+        config_gw_endpoint_t *ep = &pr->endpoints[0];
+        char url[128];
+        snprintf(url, sizeof url, "https://%s", defs[i].host);
+        pr->vendor = (int)defs[i].vendor;
+        pr->line = ep->line = line;
+        pr->nendpoints = 1;
+        pr->name = config_strdup(c, llm_vendor_name(defs[i].vendor));
+        ep->url = config_strdup(c, url);
+        ep->host = config_strdup(c, defs[i].host);
+        ep->base_path = config_strdup(c, "");
+        ep->port = 443;
+        ep->tls = true;
+        if (!pr->name || !ep->url || !ep->host || !ep->base_path) return;
+    }
+}
+
+static void config_gw_providers(config_ctx_t *c, uint32_t v)
+{
+    config_gateway_t *gw = &c->cfg->gateway;
+    if (!config_want_seq(c, v, "gateway.providers")) return;
+    size_t n = config_count(c, v);
+    if (n == 0) {
+        config_err(c, config_node(c, v)->line,
+                   "gateway.providers must list at least one provider (leave it out for the "
+                   "defaults)");
+        return;
+    }
+    if (n > CONFIG_GW_MAX_PROVIDERS) {
+        config_err(c, config_node(c, v)->line, "gateway.providers: too many providers (at most %d)",
+                   CONFIG_GW_MAX_PROVIDERS);
+        return;
+    }
+    gw->providers = calloc(n, sizeof *gw->providers);
+    if (!gw->providers) {
+        c->oom = true;
+        return;
+    }
+    gw->nproviders = n;
+    size_t i = 0;
+    for (uint32_t it = config_node(c, v)->first; it != CONFIG_NONE && !c->oom;
+         it = config_node(c, it)->next)
+        config_gw_provider_one(c, it, i++);
+    config_dups(c, &c->gwproviders, CONFIG_DUP_GW_PROVIDER);
+}
+
+/* A list of strings for a gateway group (providers or models); an explicit
+ * empty list is refused: leaving the key out allows everything. */
+static char **config_gw_list(config_ctx_t *c, uint32_t v, const char *what, const char *noun,
+                             size_t *n_out)
+{
+    *n_out = 0;
+    if (!config_want_seq(c, v, what)) return NULL;
+    size_t n = config_count(c, v);
+    if (n == 0) {
+        config_err(c, config_node(c, v)->line,
+                   "%s must name at least one %s (leave it out to allow every %s)", what, noun,
+                   noun);
+        return NULL;
+    }
+    char **out = calloc(n, sizeof *out);
+    if (!out) c->oom = true;
+    return out;
+}
+
+enum { CONFIG_GG_NAME, CONFIG_GG_PROVIDERS, CONFIG_GG_MODELS, CONFIG_GG_REGION, CONFIG_GG_NKEYS };
+static const char *const config_gw_group_keys[CONFIG_GG_NKEYS] = {"name", "providers", "models",
+                                                                  "region"};
+
+static void config_gw_group_one(config_ctx_t *c, uint32_t node, size_t i)
+{
+    config_gateway_t *gw = &c->cfg->gateway;
+    config_gw_group_t *g = &gw->groups[i];
+    char label[CONFIG_LABEL_BUF], what[CONFIG_WHAT_BUF], eb[CONFIG_ECHO_BUF];
+    uint32_t k[CONFIG_GG_NKEYS];
+    size_t nlen = 0;
+    const char *peek = config_peek(c, node, "name", &nlen);
+
+    g->line = config_node(c, node)->line;
+    config_label("gateway group", peek, nlen, i, label, sizeof label);
+    if (!config_want_map(c, node, label)) return;
+    snprintf(what, sizeof what, "in %s", label);
+    config_map_keys(c, node, config_gw_group_keys, CONFIG_GG_NKEYS, k, what);
+
+    if (k[CONFIG_GG_NAME] == CONFIG_NONE) {
+        config_err(c, g->line, "%s: missing required key 'name'", label);
+    } else {
+        uint32_t v = config_val(c, k[CONFIG_GG_NAME]);
+        snprintf(what, sizeof what, "name of %s", label);
+        const char *s = config_want_name(c, v, what, "group");
+        if (s && (g->name = config_strdup(c, s)) != NULL)
+            config_key_push(c, &c->gwgroups, g->name, strlen(g->name), i, config_node(c, v)->line);
+    }
+    if (k[CONFIG_GG_PROVIDERS] != CONFIG_NONE) {
+        uint32_t v = config_val(c, k[CONFIG_GG_PROVIDERS]);
+        snprintf(what, sizeof what, "providers of %s", label);
+        g->providers = config_gw_list(c, v, what, "provider", &g->nproviders);
+        for (uint32_t it = g->providers ? config_node(c, v)->first : CONFIG_NONE; it != CONFIG_NONE;
+             it = config_node(c, it)->next) {
+            const char *s = config_want_item(c, it, what);
+            if (!s) continue;
+            size_t len = config_node(c, it)->len;
+            bool known = false, dup = false;
+            for (size_t p = 0; p < gw->nproviders && !known; p++)
+                known = gw->providers[p].name && strlen(gw->providers[p].name) == len &&
+                        !memcmp(gw->providers[p].name, s, len);
+            for (size_t p = 0; p < g->nproviders && !dup; p++)
+                dup = !strcmp(g->providers[p], s);
+            if (!known)
+                config_err(c, config_node(c, it)->line, "%s: unknown provider '%s'", what,
+                           config_echo_node(c, it, eb, sizeof eb));
+            else if (!dup && !(g->providers[g->nproviders++] = config_strdup(c, s)))
+                return;
+        }
+    }
+    if (k[CONFIG_GG_MODELS] != CONFIG_NONE) {
+        uint32_t v = config_val(c, k[CONFIG_GG_MODELS]);
+        snprintf(what, sizeof what, "models of %s", label);
+        g->models = config_gw_list(c, v, what, "model", &g->nmodels);
+        for (uint32_t it = g->models ? config_node(c, v)->first : CONFIG_NONE; it != CONFIG_NONE;
+             it = config_node(c, it)->next) {
+            const char *s = config_want_item(c, it, what);
+            if (!s) continue;
+            size_t len = config_node(c, it)->len;
+            bool ok = len <= 256;
+            for (size_t b = 0; ok && b < len; b++)
+                ok = (unsigned char)s[b] > 0x20 && (unsigned char)s[b] < 0x7f;
+            if (!ok)
+                config_err(c, config_node(c, it)->line,
+                           "%s: model pattern '%s' is invalid: use at most 256 visible ASCII "
+                           "characters ('*' any run, '?' one character)",
+                           what, config_echo_node(c, it, eb, sizeof eb));
+            else if (!(g->models[g->nmodels++] = config_strdup(c, s)))
+                return;
+        }
+    }
+    if (k[CONFIG_GG_REGION] != CONFIG_NONE) {
+        snprintf(what, sizeof what, "region of %s", label);
+        config_region(c, config_val(c, k[CONFIG_GG_REGION]), what, g->region);
+    }
+}
+
+static void config_gw_groups(config_ctx_t *c, uint32_t v)
+{
+    config_gateway_t *gw = &c->cfg->gateway;
+    if (!config_want_seq(c, v, "gateway.groups")) return;
+    size_t n = config_count(c, v);
+    if (n == 0) return;
+    gw->groups = calloc(n, sizeof *gw->groups);
+    if (!gw->groups) {
+        c->oom = true;
+        return;
+    }
+    gw->ngroups = n;
+    size_t i = 0;
+    for (uint32_t it = config_node(c, v)->first; it != CONFIG_NONE && !c->oom;
+         it = config_node(c, it)->next)
+        config_gw_group_one(c, it, i++);
+    config_dups(c, &c->gwgroups, CONFIG_DUP_GW_GROUP);
+}
+
+static void config_gw_tls(config_ctx_t *c, uint32_t v)
+{
+    static const char *const keys[] = {"cert", "key", "min_version", "client_ca"};
+    static const char *const versions[] = {"1.2", "1.3", NULL};
+    config_gateway_t *gw = &c->cfg->gateway;
+    uint32_t k[4];
+    if (!config_want_map(c, v, "gateway.tls")) return;
+    config_map_keys(c, v, keys, 4, k, "in gateway.tls");
+    if (k[0] != CONFIG_NONE) config_file(c, config_val(c, k[0]), "gateway.tls.cert", &gw->tls_cert);
+    if (k[1] != CONFIG_NONE) config_file(c, config_val(c, k[1]), "gateway.tls.key", &gw->tls_key);
+    if (k[2] != CONFIG_NONE) {
+        int r = config_enum(c, config_val(c, k[2]), "gateway.tls.min_version", versions);
+        if (r >= 0) gw->tls_min_version = r == 0 ? 0x0303 : 0x0304;
+    }
+    if (k[3] != CONFIG_NONE)
+        config_file(c, config_val(c, k[3]), "gateway.tls.client_ca", &gw->tls_client_ca);
+    if ((k[0] == CONFIG_NONE) != (k[1] == CONFIG_NONE))
+        config_err(c, config_node(c, k[0] != CONFIG_NONE ? k[0] : k[1])->line,
+                   "gateway.tls: 'cert' and 'key' go together ('%s' is missing)",
+                   k[0] == CONFIG_NONE ? "cert" : "key");
+    if (k[3] != CONFIG_NONE && k[0] == CONFIG_NONE)
+        config_err(c, config_node(c, k[3])->line,
+                   "gateway.tls.client_ca needs 'cert' and 'key': client certificates are only "
+                   "asked for over TLS");
+}
+
+static void config_gw_max_body(config_ctx_t *c, uint32_t v)
+{
+    char eb[CONFIG_ECHO_BUF];
+    const char *s = config_want_str(c, v, "gateway.max_body", "a size");
+    uint64_t n;
+    if (!s) return;
+    int line = config_node(c, v)->line;
+    if (config_parse_size(s, &n) < 0)
+        config_err(c, line, "gateway.max_body: bad size '%s' (use e.g. 10MiB, 512KiB, 1GiB)",
+                   config_echo_node(c, v, eb, sizeof eb));
+    else if (n < (1u << 10) || n > (1u << 30))
+        config_err(c, line, "gateway.max_body must be between 1KiB and 1GiB, not '%s'",
+                   config_echo_node(c, v, eb, sizeof eb));
+    else
+        c->cfg->gateway.max_body_bytes = n;
+}
+
+static void config_gw_upstream(config_ctx_t *c, uint32_t v)
+{
+    static const char *const keys[] = {"ca_file", "connect_timeout", "first_byte_timeout",
+                                       "idle_timeout", "pool_size"};
+    config_gateway_t *gw = &c->cfg->gateway;
+    uint64_t *dst[] = {&gw->connect_timeout_ms, &gw->first_byte_timeout_ms, &gw->idle_timeout_ms};
+    uint32_t k[5];
+    char what[CONFIG_WHAT_BUF];
+    if (!config_want_map(c, v, "gateway.upstream")) return;
+    config_map_keys(c, v, keys, 5, k, "in gateway.upstream");
+    if (k[0] != CONFIG_NONE)
+        config_file(c, config_val(c, k[0]), "gateway.upstream.ca_file", &gw->ca_file);
+    for (size_t i = 1; i < 4; i++) {
+        if (k[i] == CONFIG_NONE) continue;
+        snprintf(what, sizeof what, "gateway.upstream.%s", keys[i]);
+        config_duration(c, config_val(c, k[i]), what, dst[i - 1]);
+    }
+    if (k[4] != CONFIG_NONE) {
+        uint64_t n = gw->pool_size;
+        config_uint(c, config_val(c, k[4]), "gateway.upstream.pool_size", 0, 1024, &n);
+        gw->pool_size = (size_t)n;
+    }
+}
+
+static void config_gw_content(config_ctx_t *c, uint32_t v)
+{
+    static const char *const keys[] = {"block_secrets", "pii", "restricted_files",
+                                       "max_prompt_tokens", "log_prompts"};
+    static const char *const pii[] = {"redact", "block", "allow", NULL};
+    static const char *const files[] = {"block", "allow", NULL};
+    static const char *const logp[] = {"metadata_only", "full", NULL};
+    config_gateway_t *gw = &c->cfg->gateway;
+    uint32_t k[5];
+    int r;
+    if (!config_want_map(c, v, "gateway.content")) return;
+    config_map_keys(c, v, keys, 5, k, "in gateway.content");
+    if (k[0] != CONFIG_NONE)
+        config_bool(c, config_val(c, k[0]), "gateway.content.block_secrets", &gw->block_secrets);
+    if (k[1] != CONFIG_NONE &&
+        (r = config_enum(c, config_val(c, k[1]), "gateway.content.pii", pii)) >= 0)
+        gw->pii = r == 0 ? GW_PII_REDACT : r == 1 ? GW_PII_BLOCK : GW_PII_ALLOW;
+    if (k[2] != CONFIG_NONE &&
+        (r = config_enum(c, config_val(c, k[2]), "gateway.content.restricted_files", files)) >= 0)
+        gw->block_restricted_files = r == 0;
+    if (k[3] != CONFIG_NONE)
+        config_uint(c, config_val(c, k[3]), "gateway.content.max_prompt_tokens", 0, 100000000,
+                    &gw->max_prompt_tokens);
+    if (k[4] != CONFIG_NONE &&
+        (r = config_enum(c, config_val(c, k[4]), "gateway.content.log_prompts", logp)) >= 0)
+        gw->log_prompts = r == 0 ? GW_LOG_METADATA : GW_LOG_FULL;
+}
+
+enum {
+    CONFIG_G_TLS,
+    CONFIG_G_MAX_BODY,
+    CONFIG_G_UPSTREAM,
+    CONFIG_G_CONTENT,
+    CONFIG_G_PROVIDERS,
+    CONFIG_G_GROUPS,
+    CONFIG_G_NKEYS
+};
+static const char *const config_gw_keys[CONFIG_G_NKEYS] = {"tls",     "max_body",  "upstream",
+                                                           "content", "providers", "groups"};
+
+/* The gateway: enabled by a `gateway:` section (v) or by listeners.gateway;
+ * runs whether or not it is, to settle the listeners. */
+static void config_gateway(config_ctx_t *c, uint32_t v)
+{
+    config_gateway_t *gw = &c->cfg->gateway;
+    uint32_t k[CONFIG_G_NKEYS];
+    for (size_t i = 0; i < CONFIG_G_NKEYS; i++)
+        k[i] = CONFIG_NONE;
+
+    if (!c->gateway_listed) gw->listen.enabled = v != CONFIG_NONE;
+    gw->enabled = v != CONFIG_NONE || gw->listen.enabled;
+    if (gw->ext_authz.enabled && !gw->enabled)
+        config_err(c, c->ext_authz_line ? c->ext_authz_line : 1,
+                   "listeners.ext_authz needs the gateway: add a gateway: section");
+    if (!gw->enabled) return;
+    if (v != CONFIG_NONE && config_want_map(c, v, "gateway")) {
+        config_map_keys(c, v, config_gw_keys, CONFIG_G_NKEYS, k, "in gateway");
+        if (k[CONFIG_G_TLS] != CONFIG_NONE) config_gw_tls(c, config_val(c, k[CONFIG_G_TLS]));
+        if (k[CONFIG_G_MAX_BODY] != CONFIG_NONE)
+            config_gw_max_body(c, config_val(c, k[CONFIG_G_MAX_BODY]));
+        if (k[CONFIG_G_UPSTREAM] != CONFIG_NONE)
+            config_gw_upstream(c, config_val(c, k[CONFIG_G_UPSTREAM]));
+        if (k[CONFIG_G_CONTENT] != CONFIG_NONE)
+            config_gw_content(c, config_val(c, k[CONFIG_G_CONTENT]));
+    }
+    if (c->oom) return;
+    if (k[CONFIG_G_PROVIDERS] != CONFIG_NONE)
+        config_gw_providers(c, config_val(c, k[CONFIG_G_PROVIDERS]));
+    else
+        config_gw_default_providers(c, v != CONFIG_NONE  ? config_node(c, v)->line
+                                       : c->gateway_line ? c->gateway_line
+                                                         : 1);
+    if (!c->oom && k[CONFIG_G_GROUPS] != CONFIG_NONE)
+        config_gw_groups(c, config_val(c, k[CONFIG_G_GROUPS]));
+}
+
+const config_gw_provider_t *config_gw_provider(const config_t *c, const char *name, size_t len)
+{
+    if (!c || !name) return NULL;
+    for (size_t i = 0; i < c->gateway.nproviders; i++) {
+        const config_gw_provider_t *p = &c->gateway.providers[i];
+        if (p->name && strlen(p->name) == len && !memcmp(p->name, name, len)) return p;
+    }
+    return NULL;
+}
+
+const config_gw_group_t *config_gw_group(const config_t *c, const char *group)
+{
+    if (!c || !group) return NULL;
+    for (size_t i = 0; i < c->gateway.ngroups; i++) {
+        const config_gw_group_t *g = &c->gateway.groups[i];
+        if (g->name && !strcmp(g->name, group)) return g;
+    }
+    return NULL;
+}
+
+const config_workspace_t *config_workspace_by_id(const config_t *c, const char *id, size_t len)
+{
+    if (!c || !id) return NULL;
+    for (size_t i = 0; i < c->nworkspaces; i++) {
+        const config_workspace_t *w = &c->workspaces[i];
+        if (w->id && strlen(w->id) == len && !memcmp(w->id, id, len)) return w;
+    }
+    return NULL;
+}
+
+/* Iterative, with one backtrack point: on a mismatch after a '*', the star
+ * takes one more byte and matching resumes after it.  O(len * strlen(pat))
+ * at worst, linear for the usual patterns. */
+bool config_glob_match(const char *pat, const char *s, size_t len)
+{
+    if (!pat || (!s && len)) return false;
+    size_t p = 0, i = 0, star = SIZE_MAX, mark = 0;
+    while (i < len) {
+        if (pat[p] == '*') {
+            star = ++p;
+            mark = i;
+        } else if (pat[p] && (pat[p] == '?' || pat[p] == s[i])) {
+            p++;
+            i++;
+        } else if (star != SIZE_MAX) {
+            p = star;
+            i = ++mark;
+        } else {
+            return false;
+        }
+    }
+    while (pat[p] == '*')
+        p++;
+    return pat[p] == '\0';
+}
+
+/* ------------------------------------------------------------------------ */
 /* Top level                                                                 */
 
 enum {
@@ -2014,11 +2914,12 @@ enum {
     CONFIG_T_WORKSPACES,
     CONFIG_T_POLICIES,
     CONFIG_T_INSPECT,
+    CONFIG_T_GATEWAY,
     CONFIG_T_NKEYS
 };
 static const char *const config_top_keys[CONFIG_T_NKEYS] = {
     "version",           "listeners",    "workers",    "audit",    "timeouts", "max_header_bytes",
-    "workspace_subnets", "deny_domains", "workspaces", "policies", "inspect"};
+    "workspace_subnets", "deny_domains", "workspaces", "policies", "inspect",  "gateway"};
 
 static void config_defaults(config_ctx_t *c)
 {
@@ -2038,6 +2939,20 @@ static void config_defaults(config_ctx_t *c)
     cfg->max_header_bytes = 65536;
     cfg->global_deny = domain_set_new();
     if (!cfg->global_deny) c->oom = true;
+    config_gateway_t *gw = &cfg->gateway;
+    gw->listen = (config_listen_t){.host = "127.0.0.1", .port = 8080, .enabled = false};
+    gw->ext_authz = (config_listen_t){.host = "127.0.0.1", .port = 8081, .enabled = false};
+    gw->tls_min_version = 0x0304;
+    gw->max_body_bytes = 10485760;
+    gw->connect_timeout_ms = 10000;
+    gw->first_byte_timeout_ms = 120000;
+    gw->idle_timeout_ms = 300000;
+    gw->pool_size = 16;
+    gw->block_secrets = true;
+    gw->pii = GW_PII_REDACT;
+    gw->block_restricted_files = true;
+    gw->max_prompt_tokens = 128000;
+    gw->log_prompts = GW_LOG_METADATA;
 }
 
 static void config_build(config_ctx_t *c, uint32_t root)
@@ -2119,9 +3034,16 @@ static void config_build(config_ctx_t *c, uint32_t root)
                 config_workspace(c, it, i++);
         }
     }
+    if (!c->oom) config_gateway(c, config_val(c, k[CONFIG_T_GATEWAY]));
     if (!c->oom) config_cross_checks(c);
     if (!c->oom && k[CONFIG_T_INSPECT] != CONFIG_NONE)
         config_inspect(c, config_val(c, k[CONFIG_T_INSPECT]));
+    /* The gateway inspects every request: without an inspect section it
+     * still needs the built-in engine (not compiled when the file is
+     * already refused: it cannot add an error of its own). */
+    if (!c->oom && cfg->gateway.enabled && !cfg->inspect.engine &&
+        k[CONFIG_T_INSPECT] == CONFIG_NONE && c->nmsgs == 0 && c->dropped == 0)
+        config_inspect_engine(c, CONFIG_NONE, CONFIG_NONE);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -2146,6 +3068,7 @@ static void config_free(config_t *cfg)
         config_workspace_t *ws = &cfg->workspaces[i];
         free(ws->id);
         free(ws->group);
+        free(ws->team);
         cidrset_free(&ws->sources);
         free(ws->tokens);
     }
@@ -2164,6 +3087,33 @@ static void config_free(config_t *cfg)
     inspect_engine_free(cfg->inspect.engine);
     free(cfg->inspect.rule_action);
     config_free_strv(cfg->inspect.rules_files, cfg->inspect.nrules_files);
+    config_gateway_t *gw = &cfg->gateway;
+    free(gw->tls_cert);
+    free(gw->tls_key);
+    free(gw->tls_client_ca);
+    free(gw->ca_file);
+    for (size_t i = 0; i < gw->nproviders; i++) {
+        config_gw_provider_t *pr = &gw->providers[i];
+        free(pr->name);
+        free(pr->key_ref);
+        if (pr->key) {
+            explicit_bzero(pr->key, pr->key_len);
+            free(pr->key);
+        }
+        for (size_t j = 0; j < CONFIG_GW_MAX_ENDPOINTS; j++) {
+            free(pr->endpoints[j].url);
+            free(pr->endpoints[j].host);
+            free(pr->endpoints[j].base_path);
+        }
+    }
+    free(gw->providers);
+    for (size_t i = 0; i < gw->ngroups; i++) {
+        config_gw_group_t *g = &gw->groups[i];
+        free(g->name);
+        config_free_strv(g->providers, g->nproviders);
+        config_free_strv(g->models, g->nmodels);
+    }
+    free(gw->groups);
     free(cfg);
 }
 
@@ -2178,6 +3128,8 @@ static void config_ctx_free(config_ctx_t *c)
     free(c->polnames.v);
     free(c->groups.v);
     free(c->tokens.v);
+    free(c->gwproviders.v);
+    free(c->gwgroups.v);
     free(c->srcs);
     free(c->ws_group_line);
 }

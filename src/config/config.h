@@ -68,6 +68,8 @@ typedef struct config_token {
 typedef struct config_workspace {
     char *id;
     char *group;
+    char *team;                      /* optional; audit and (issue 5) budgets; default = group */
+    char region[32];                 /* optional gateway region pin; wins over the group's */
     cidrset_t sources;      /* attribution by source address */
     config_token_t *tokens; /* attribution by Proxy-Authorization */
     size_t ntokens;
@@ -82,7 +84,9 @@ typedef struct config_workspace {
  * bad rule is a config error with its line, and the config owns and frees
  * it.  Without an inspect section `engine` is NULL (a config load stays
  * cheap: compiling costs ~0.2 s) and the built-in rules with their own
- * actions apply.  The action of a finding is, in this order, rule_actions
+ * actions apply; but when the gateway is enabled the built-in rules are
+ * compiled at load anyway, so `engine` is non-NULL whenever
+ * gateway.enabled.  The action of a finding is, in this order, rule_actions
  * (by id), actions (by category), the rule's own `action` or its
  * category's built-in default: see config_inspect_action(). */
 typedef struct config_inspect {
@@ -96,6 +100,78 @@ typedef struct config_inspect {
     inspect_action_t category_action[3]; /* indexed by inspect_category_t */
     size_t ninline;                      /* inline rules given */
 } config_inspect_t;
+
+/* ---- the LLM gateway (`gateway:` section; see doc/config.md) ---- */
+
+#define CONFIG_GW_MAX_PROVIDERS 64
+#define CONFIG_GW_MAX_ENDPOINTS 16
+#define CONFIG_GW_REGION_MAX 32
+
+typedef enum { GW_PII_REDACT = 0, GW_PII_BLOCK = 1, GW_PII_ALLOW = 2 } gw_pii_mode_t;
+typedef enum { GW_LOG_METADATA = 0, GW_LOG_FULL = 1 } gw_log_prompts_t;
+
+/* One upstream base URL of a provider: https://host[:port][/base/path]. */
+typedef struct config_gw_endpoint {
+    char *url;    /* as written */
+    char *host;   /* host name or literal address (no brackets); SNI when a name */
+    uint16_t port;     /* default 443 (https) / 80 (http) */
+    bool tls;          /* https; plain http:// is accepted only for a loopback host */
+    char *base_path;   /* "" or "/base" (no trailing slash); prefixed to the API path */
+    char region[CONFIG_GW_REGION_MAX]; /* "" = not pinned to any region */
+    int line;
+} config_gw_endpoint_t;
+
+typedef struct config_gw_provider {
+    char *name;        /* path prefix /<name>/... and x-llm-provider value */
+    int vendor;        /* llm_vendor_t: which API it speaks (type:, default from name) */
+    char *key_ref;     /* "env:NAME" / "file:PATH", or NULL: calls are refused (503) */
+    char *key;         /* the key read from key_ref at load (wiped on free), or NULL */
+    size_t key_len;
+    config_gw_endpoint_t endpoints[CONFIG_GW_MAX_ENDPOINTS];
+    size_t nendpoints; /* >= 1 */
+    int line;
+} config_gw_provider_t;
+
+/* What a workspace group may do through the gateway. */
+typedef struct config_gw_group {
+    char *name;        /* a workspace group */
+    char **providers;  /* provider names allowed; NULL/0 = every provider */
+    size_t nproviders;
+    char **models;     /* glob patterns ('*' any run, '?' one char), case-sensitive;
+                          NULL/0 = every model */
+    size_t nmodels;
+    char region[CONFIG_GW_REGION_MAX]; /* "" = any; else only endpoints of this region */
+    int line;
+} config_gw_group_t;
+
+typedef struct config_gateway {
+    bool enabled;           /* the file has a gateway section (or listeners.gateway) */
+    config_listen_t listen; /* default 127.0.0.1:8080 */
+    config_listen_t ext_authz; /* default 127.0.0.1:8081; enabled only when listed */
+    /* listener TLS: off when cert is NULL */
+    char *tls_cert, *tls_key;
+    int tls_min_version;    /* 0x0303 (TLS 1.2) or 0x0304 (TLS 1.3); default 1.3 */
+    char *tls_client_ca;    /* mTLS: client certs required, verified against this CA;
+                               the certificate's subject CN names the workspace */
+    uint64_t max_body_bytes; /* request body limit, default 10 MiB; 413 above */
+    /* upstream */
+    char *ca_file;          /* CA bundle for provider certificates; NULL = system default */
+    uint64_t connect_timeout_ms;    /* 10 s */
+    uint64_t first_byte_timeout_ms; /* 120 s: request sent -> response head */
+    uint64_t idle_timeout_ms;       /* 300 s: no byte from upstream while streaming */
+    size_t pool_size;               /* idle upstream connections kept per endpoint per worker; 16 */
+    /* content filter */
+    bool block_secrets;             /* true: secret findings block (403); false: alert */
+    gw_pii_mode_t pii;              /* redact (default) | block | allow (alert only) */
+    bool block_restricted_files;    /* true (default): path findings and attached
+                                       file names matching a path rule block */
+    uint64_t max_prompt_tokens;     /* default 128000; 0 = no limit */
+    gw_log_prompts_t log_prompts;   /* metadata_only (default) | full */
+    config_gw_provider_t *providers;
+    size_t nproviders;
+    config_gw_group_t *groups;
+    size_t ngroups;
+} config_gateway_t;
 
 typedef struct config {
     atomic_int refs;
@@ -122,6 +198,7 @@ typedef struct config {
     config_policy_t *policies;
     size_t npolicies;
     config_inspect_t inspect;
+    config_gateway_t gateway;
 } config_t;
 
 /* Error list filled by config_load: each message is "FILE:LINE: text". */
@@ -148,6 +225,14 @@ int config_parse_duration_ms(const char *s, uint64_t *out);
 int config_parse_size(const char *s, uint64_t *out);
 
 bool port_set_has(const port_set_t *s, uint16_t port);
+
+/* Gateway lookups (NULL when absent). */
+const config_gw_provider_t *config_gw_provider(const config_t *c, const char *name, size_t len);
+const config_gw_group_t *config_gw_group(const config_t *c, const char *group);
+/* A workspace by id. */
+const config_workspace_t *config_workspace_by_id(const config_t *c, const char *id, size_t len);
+/* Glob match used for model patterns: '*' any run (also empty), '?' one byte. */
+bool config_glob_match(const char *pat, const char *s, size_t len);
 
 /* The action the config assigns to a finding of c->inspect.engine: the
  * finding's own action when c is NULL or has no engine; rule_actions apply

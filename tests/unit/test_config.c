@@ -18,10 +18,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "config/config.h"
 #include "inspect/validate.h"
+#include "llm/route.h"
 
 #define BAD_DIR "tests/configs/bad"
 
@@ -144,7 +146,7 @@ static void test_bundled_config_loads(void **state)
     assert_true(port_set_has(&p->tls_only_ports, 443));
     assert_int_equal(p->upload_alert_bytes, 10000000); /* 10MB, decimal */
     assert_int_equal(p->upload_action, UPLOAD_ALERT);
-    assert_int_equal(p->line, 42);
+    assert_int_equal(p->line, 43);
     assert_int_equal(p->allow_cidrs.n, 0);
 
     assert_int_equal(c->nworkspaces, 2);
@@ -154,7 +156,7 @@ static void test_bundled_config_loads(void **state)
     assert_int_equal(w->sources.n, 2);
     assert_int_equal(w->ntokens, 0);
     assert_ptr_equal(w->policy, p);
-    assert_int_equal(w->line, 31);
+    assert_int_equal(w->line, 32);
     w = &c->workspaces[1];
     assert_string_equal(w->id, "ws-demo");
     assert_int_equal(w->sources.n, 0);
@@ -162,6 +164,27 @@ static void test_bundled_config_loads(void **state)
     assert_int_equal(w->tokens[0].sha256[0], 0xb5);
     assert_int_equal(w->tokens[0].sha256[31], 0x12);
     assert_ptr_equal(w->policy, p);
+
+    assert_string_equal(w->team, "developers");
+    assert_string_equal(w->region, "");
+
+    /* the gateway: default providers (no keys), one group allowing everything */
+    assert_true(c->gateway.enabled);
+    assert_true(c->gateway.listen.enabled);
+    assert_string_equal(c->gateway.listen.host, "127.0.0.1");
+    assert_int_equal(c->gateway.listen.port, 8080);
+    assert_false(c->gateway.ext_authz.enabled);
+    assert_null(c->gateway.tls_cert);
+    assert_int_equal(c->gateway.nproviders, 5);
+    for (size_t i = 0; i < c->gateway.nproviders; i++)
+        assert_null(c->gateway.providers[i].key);
+    assert_non_null(config_gw_provider(c, "anthropic", 9));
+    assert_int_equal(c->gateway.ngroups, 1);
+    const config_gw_group_t *g = config_gw_group(c, "developers");
+    assert_non_null(g);
+    assert_int_equal(g->nproviders, 0);
+    assert_int_equal(g->nmodels, 0);
+    assert_non_null(c->inspect.engine);
 
     assert_string_equal(matched(c->global_deny, c->global_deny_patterns, "api.anthropic.com"),
                         "api.anthropic.com");
@@ -1031,6 +1054,643 @@ static void test_err_inspect_all_reported(void **state)
     config_errors_free(&errs);
 }
 
+/* ---- gateway ---- */
+
+#define GW_WS                                                                                      \
+    "workspaces:\n"                                                                                \
+    "  - id: a\n    group: g\n    sources: [10.0.0.0/24]\n"                                        \
+    "  - id: b\n    group: g\n    team: platform\n    region: eu\n    sources: [10.1.0.0/24]\n"
+
+/* A file under a fresh temporary directory; its path in `path`. */
+static void write_tmp(char *path, size_t len, const char *dir, const char *name, const char *text,
+                      mode_t mode)
+{
+    snprintf(path, len, "%s/%s", dir, name);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+    assert_int_equal(chmod(path, mode), 0);
+}
+
+static void test_gateway_full(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/cdeguard-test-config-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char cert[256], key[256], ca[256], bundle[256], keyfile[256], yaml[4096];
+    write_tmp(cert, sizeof cert, dir, "gw.crt", "not parsed at load\n", 0644);
+    write_tmp(key, sizeof key, dir, "gw.key", "not parsed at load\n", 0600);
+    write_tmp(ca, sizeof ca, dir, "ca.crt", "x\n", 0644);
+    write_tmp(bundle, sizeof bundle, dir, "bundle.crt", "x\n", 0644);
+    write_tmp(keyfile, sizeof keyfile, dir, "anthropic", "sk-ant-from-file\n", 0600);
+    assert_int_equal(setenv("CDEGUARD_TEST_OPENAI_KEY", "sk-test-123", 1), 0);
+    snprintf(yaml, sizeof yaml,
+             V "listeners:\n  gateway: \"[::1]:8443\"\n  ext_authz: 127.0.0.1:9191\n" GW_WS POL
+               "gateway:\n"
+               "  tls:\n    cert: %s\n    key: %s\n    min_version: \"1.2\"\n    client_ca: %s\n"
+               "  max_body: 2MiB\n"
+               "  upstream:\n    ca_file: %s\n    connect_timeout: 3s\n"
+               "    first_byte_timeout: 1m\n    idle_timeout: 500ms\n    pool_size: 0\n"
+               "  content:\n    block_secrets: false\n    pii: block\n"
+               "    restricted_files: allow\n    max_prompt_tokens: 0\n    log_prompts: full\n"
+               "  providers:\n"
+               "    - name: openai\n      key: env:CDEGUARD_TEST_OPENAI_KEY\n      endpoints:\n"
+               "        - url: https://api.openai.com\n"
+               "        - url: https://eu.api.openai.com/\n          region: eu\n"
+               "    - name: claude-eu\n      type: anthropic\n      key: file:%s\n"
+               "      endpoints:\n        - {url: \"https://[2001:db8::1]:8443/v1/base/\", region: "
+               "eu-west-1}\n"
+               "    - name: local_llm\n      type: openai\n"
+               "      endpoints: [{url: \"http://127.0.0.1:11434/v1\"}]\n"
+               "  groups:\n"
+               "    - name: g\n      providers: [openai, claude-eu, openai]\n"
+               "      models: [\"gpt-4o*\", \"claude-?-*\"]\n      region: eu\n"
+               "    - name: h\n",
+             cert, key, ca, bundle, keyfile);
+    config_t *c = load_ok(yaml);
+    const config_gateway_t *g = &c->gateway;
+    assert_true(g->enabled);
+    assert_true(g->listen.enabled);
+    assert_string_equal(g->listen.host, "::1");
+    assert_int_equal(g->listen.port, 8443);
+    assert_true(g->ext_authz.enabled);
+    assert_int_equal(g->ext_authz.port, 9191);
+    assert_string_equal(g->tls_cert, cert);
+    assert_string_equal(g->tls_key, key);
+    assert_string_equal(g->tls_client_ca, ca);
+    assert_int_equal(g->tls_min_version, 0x0303);
+    assert_int_equal(g->max_body_bytes, 2 << 20);
+    assert_string_equal(g->ca_file, bundle);
+    assert_int_equal(g->connect_timeout_ms, 3000);
+    assert_int_equal(g->first_byte_timeout_ms, 60000);
+    assert_int_equal(g->idle_timeout_ms, 500);
+    assert_int_equal(g->pool_size, 0);
+    assert_false(g->block_secrets);
+    assert_int_equal(g->pii, GW_PII_BLOCK);
+    assert_false(g->block_restricted_files);
+    assert_int_equal(g->max_prompt_tokens, 0);
+    assert_int_equal(g->log_prompts, GW_LOG_FULL);
+
+    assert_int_equal(g->nproviders, 3);
+    const config_gw_provider_t *p = &g->providers[0];
+    assert_string_equal(p->name, "openai");
+    assert_int_equal(p->vendor, LLM_VENDOR_OPENAI);
+    assert_string_equal(p->key_ref, "env:CDEGUARD_TEST_OPENAI_KEY");
+    assert_int_equal(p->key_len, 11);
+    assert_memory_equal(p->key, "sk-test-123", 11);
+    assert_int_equal(p->nendpoints, 2);
+    assert_string_equal(p->endpoints[0].url, "https://api.openai.com");
+    assert_string_equal(p->endpoints[0].host, "api.openai.com");
+    assert_int_equal(p->endpoints[0].port, 443);
+    assert_true(p->endpoints[0].tls);
+    assert_string_equal(p->endpoints[0].base_path, "");
+    assert_string_equal(p->endpoints[0].region, "");
+    assert_string_equal(p->endpoints[1].url, "https://eu.api.openai.com/");
+    assert_string_equal(p->endpoints[1].base_path, "");
+    assert_string_equal(p->endpoints[1].region, "eu");
+    assert_int_equal(p->endpoints[1].line, 42);
+    p = &g->providers[1];
+    assert_string_equal(p->name, "claude-eu");
+    assert_int_equal(p->vendor, LLM_VENDOR_ANTHROPIC);
+    assert_int_equal(p->key_len, 16);
+    assert_string_equal(p->key, "sk-ant-from-file");
+    assert_int_equal(p->nendpoints, 1);
+    assert_string_equal(p->endpoints[0].host, "2001:db8::1");
+    assert_int_equal(p->endpoints[0].port, 8443);
+    assert_string_equal(p->endpoints[0].base_path, "/v1/base");
+    assert_string_equal(p->endpoints[0].region, "eu-west-1");
+    p = &g->providers[2];
+    assert_int_equal(p->vendor, LLM_VENDOR_OPENAI);
+    assert_null(p->key);
+    assert_null(p->key_ref);
+    assert_false(p->endpoints[0].tls);
+    assert_string_equal(p->endpoints[0].host, "127.0.0.1");
+    assert_int_equal(p->endpoints[0].port, 11434);
+    assert_string_equal(p->endpoints[0].base_path, "/v1");
+
+    assert_int_equal(g->ngroups, 2);
+    const config_gw_group_t *gr = &g->groups[0];
+    assert_string_equal(gr->name, "g");
+    assert_int_equal(gr->nproviders, 2); /* the repeated name is kept once */
+    assert_string_equal(gr->providers[0], "openai");
+    assert_string_equal(gr->providers[1], "claude-eu");
+    assert_int_equal(gr->nmodels, 2);
+    assert_string_equal(gr->models[1], "claude-?-*");
+    assert_string_equal(gr->region, "eu");
+    gr = &g->groups[1];
+    assert_string_equal(gr->name, "h");
+    assert_null(gr->providers);
+    assert_int_equal(gr->nproviders, 0);
+    assert_null(gr->models);
+    assert_string_equal(gr->region, "");
+
+    assert_string_equal(c->workspaces[0].team, "g");
+    assert_string_equal(c->workspaces[0].region, "");
+    assert_string_equal(c->workspaces[1].team, "platform");
+    assert_string_equal(c->workspaces[1].region, "eu");
+    /* the gateway needs an engine even without an inspect section */
+    assert_non_null(c->inspect.engine);
+
+    /* lookups */
+    assert_ptr_equal(config_gw_provider(c, "claude-eu", 9), &g->providers[1]);
+    assert_ptr_equal(config_gw_provider(c, "openai/v1", 6), &g->providers[0]);
+    assert_null(config_gw_provider(c, "claude", 6));
+    assert_null(config_gw_provider(c, "anthropic", 9));
+    assert_ptr_equal(config_gw_group(c, "h"), &g->groups[1]);
+    assert_null(config_gw_group(c, "nobody"));
+    assert_null(config_gw_group(c, NULL));
+    assert_ptr_equal(config_workspace_by_id(c, "bxyz", 1), &c->workspaces[1]);
+    assert_null(config_workspace_by_id(c, "ab", 2));
+    assert_null(config_workspace_by_id(NULL, "a", 1));
+    config_unref(c);
+
+    unsetenv("CDEGUARD_TEST_OPENAI_KEY");
+    unlink(cert);
+    unlink(key);
+    unlink(ca);
+    unlink(bundle);
+    unlink(keyfile);
+    rmdir(dir);
+}
+
+static void test_gateway_defaults(void **state)
+{
+    (void)state;
+    /* no gateway section: off, nothing compiled */
+    config_t *c = load_ok(V WS POL);
+    assert_false(c->gateway.enabled);
+    assert_false(c->gateway.listen.enabled);
+    assert_false(c->gateway.ext_authz.enabled);
+    assert_int_equal(c->gateway.nproviders, 0);
+    assert_null(c->inspect.engine);
+    assert_string_equal(c->workspaces[0].team, "g");
+    config_unref(c);
+
+    c = load_ok(V WS POL "gateway:\n");
+    const config_gateway_t *g = &c->gateway;
+    assert_true(g->enabled);
+    assert_true(g->listen.enabled);
+    assert_string_equal(g->listen.host, "127.0.0.1");
+    assert_int_equal(g->listen.port, 8080);
+    assert_false(g->ext_authz.enabled);
+    assert_string_equal(g->ext_authz.host, "127.0.0.1");
+    assert_int_equal(g->ext_authz.port, 8081);
+    assert_null(g->tls_cert);
+    assert_null(g->tls_key);
+    assert_null(g->tls_client_ca);
+    assert_int_equal(g->tls_min_version, 0x0304);
+    assert_int_equal(g->max_body_bytes, 10485760);
+    assert_null(g->ca_file);
+    assert_int_equal(g->connect_timeout_ms, 10000);
+    assert_int_equal(g->first_byte_timeout_ms, 120000);
+    assert_int_equal(g->idle_timeout_ms, 300000);
+    assert_int_equal(g->pool_size, 16);
+    assert_true(g->block_secrets);
+    assert_int_equal(g->pii, GW_PII_REDACT);
+    assert_true(g->block_restricted_files);
+    assert_int_equal(g->max_prompt_tokens, 128000);
+    assert_int_equal(g->log_prompts, GW_LOG_METADATA);
+    assert_int_equal(g->ngroups, 0);
+    static const struct {
+        const char *name, *host;
+        int vendor;
+    } defs[] = {
+        {"openai", "api.openai.com", LLM_VENDOR_OPENAI},
+        {"anthropic", "api.anthropic.com", LLM_VENDOR_ANTHROPIC},
+        {"gemini", "generativelanguage.googleapis.com", LLM_VENDOR_GEMINI},
+        {"mistral", "api.mistral.ai", LLM_VENDOR_MISTRAL},
+        {"groq", "api.groq.com", LLM_VENDOR_GROQ},
+    };
+    assert_int_equal(g->nproviders, 5);
+    for (size_t i = 0; i < 5; i++) {
+        const config_gw_provider_t *p = &g->providers[i];
+        char url[128];
+        snprintf(url, sizeof url, "https://%s", defs[i].host);
+        assert_string_equal(p->name, defs[i].name);
+        assert_int_equal(p->vendor, defs[i].vendor);
+        assert_null(p->key);
+        assert_null(p->key_ref);
+        assert_int_equal(p->nendpoints, 1);
+        assert_string_equal(p->endpoints[0].url, url);
+        assert_string_equal(p->endpoints[0].host, defs[i].host);
+        assert_int_equal(p->endpoints[0].port, 443);
+        assert_true(p->endpoints[0].tls);
+        assert_string_equal(p->endpoints[0].base_path, "");
+        assert_string_equal(p->endpoints[0].region, "");
+    }
+    assert_null(config_gw_provider(c, "azure", 5));
+    assert_non_null(c->inspect.engine);
+    config_unref(c);
+
+    /* listeners.gateway alone enables it with the defaults */
+    c = load_ok(V "listeners:\n  gateway: 127.0.0.1:18080\n" WS POL);
+    assert_true(c->gateway.enabled);
+    assert_true(c->gateway.listen.enabled);
+    assert_int_equal(c->gateway.listen.port, 18080);
+    assert_int_equal(c->gateway.nproviders, 5);
+    assert_non_null(c->inspect.engine);
+    config_unref(c);
+
+    /* "off": no gateway listener (ext_authz only) */
+    c = load_ok(V "listeners:\n  gateway: 'off'\n  ext_authz: 127.0.0.1:9000\n" WS POL
+                  "gateway:\n  groups: [{name: g}]\n");
+    assert_true(c->gateway.enabled);
+    assert_false(c->gateway.listen.enabled);
+    assert_true(c->gateway.ext_authz.enabled);
+    config_unref(c);
+    c = load_ok(V "listeners:\n  gateway: 'off'\n" WS POL);
+    assert_false(c->gateway.enabled);
+    assert_false(c->gateway.listen.enabled);
+    assert_int_equal(c->gateway.nproviders, 0);
+    assert_null(c->inspect.engine);
+    config_unref(c);
+
+    /* an inspect section's engine is the gateway's */
+    c = load_ok(V WS POL "inspect:\n  disable: [jwt]\ngateway:\n");
+    assert_non_null(c->inspect.engine);
+    config_unref(c);
+}
+
+static void test_gateway_enums(void **state)
+{
+    (void)state;
+    /* few loads: each compiles the inspection engine */
+    config_t *c = load_ok(V WS POL "gateway:\n  tls: {min_version: 1.3}\n  content:\n"
+                                   "    pii: allow\n    restricted_files: block\n"
+                                   "    log_prompts: metadata_only\n    block_secrets: no\n"
+                                   "    max_prompt_tokens: 100000000\n");
+    assert_int_equal(c->gateway.tls_min_version, 0x0304);
+    assert_null(c->gateway.tls_cert);
+    assert_int_equal(c->gateway.pii, GW_PII_ALLOW);
+    assert_true(c->gateway.block_restricted_files);
+    assert_int_equal(c->gateway.log_prompts, GW_LOG_METADATA);
+    assert_false(c->gateway.block_secrets);
+    assert_int_equal(c->gateway.max_prompt_tokens, 100000000);
+    config_unref(c);
+    c = load_ok(V WS POL "gateway:\n  content: {pii: redact, block_secrets: true}\n"
+                         "  max_body: 1GiB\n  upstream: {pool_size: 1024}\n");
+    assert_int_equal(c->gateway.pii, GW_PII_REDACT);
+    assert_true(c->gateway.block_secrets);
+    assert_int_equal(c->gateway.max_body_bytes, 1u << 30);
+    assert_int_equal(c->gateway.pool_size, 1024);
+    config_unref(c);
+    /* the others (block, allow, full, 1.2) are in test_gateway_full */
+
+    check_exact(V WS POL "gateway:\n  content:\n    pii: mask\n",
+                "t.yaml:12: gateway.content.pii must be 'redact', 'block' or 'allow', not 'mask'");
+    check_exact(V WS POL "gateway:\n  content:\n    restricted_files: redact\n",
+                "t.yaml:12: gateway.content.restricted_files must be 'block' or 'allow', not "
+                "'redact'");
+    check_exact(V WS POL "gateway:\n  content:\n    log_prompts: all\n",
+                "t.yaml:12: gateway.content.log_prompts must be 'metadata_only' or 'full', not "
+                "'all'");
+    check_exact(V WS POL "gateway:\n  content:\n    block_secrets: maybe\n",
+                "t.yaml:12: gateway.content.block_secrets must be true or false, not 'maybe'");
+    check_exact(V WS POL "gateway:\n  content:\n    max_prompt_tokens: 100000001\n",
+                "t.yaml:12: gateway.content.max_prompt_tokens must be an integer from 0 to "
+                "100000000, not '100000001'");
+    check_exact(V WS POL "gateway:\n  tls:\n    min_version: \"1.1\"\n",
+                "t.yaml:12: gateway.tls.min_version must be '1.2' or '1.3', not '1.1'");
+    check_exact(V WS POL "gateway:\n  upstream:\n    pool_size: 1025\n",
+                "t.yaml:12: gateway.upstream.pool_size must be an integer from 0 to 1024, not "
+                "'1025'");
+    check_exact(V WS POL "gateway:\n  upstream:\n    first_byte_timeout: 0s\n",
+                "t.yaml:12: gateway.upstream.first_byte_timeout must be greater than 0");
+    check_exact(V WS POL "gateway:\n  upstream:\n    idle_timeout: soon\n",
+                "t.yaml:12: gateway.upstream.idle_timeout: bad duration 'soon' (use e.g. 500ms, "
+                "10s, 2m, 1h)");
+    check_exact(V WS POL "gateway:\n  max_body: 512\n",
+                "t.yaml:11: gateway.max_body must be between 1KiB and 1GiB, not '512'");
+    check_exact(V WS POL "gateway:\n  max_body: 2GiB\n",
+                "t.yaml:11: gateway.max_body must be between 1KiB and 1GiB, not '2GiB'");
+    check_exact(V WS POL "gateway:\n  max_body: big\n",
+                "t.yaml:11: gateway.max_body: bad size 'big' (use e.g. 10MiB, 512KiB, 1GiB)");
+}
+
+/* One provider with one endpoint `url`; line 14 is the url. */
+#define GW_URL(url)                                                                                \
+    V WS POL "gateway:\n  providers:\n    - name: openai\n      endpoints:\n        - url: " url   \
+             "\n"
+
+static void test_gateway_urls(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *url, *host, *base;
+        int port;
+        bool tls;
+    } good[] = {
+        {"https://api.openai.com", "api.openai.com", "", 443, true},
+        {"https://api.openai.com/", "api.openai.com", "", 443, true},
+        {"HTTPS://API.OpenAI.com:8443/v1//", "api.openai.com", "/v1", 8443, true},
+        {"https://example.com/a/b", "example.com", "/a/b", 443, true},
+        {"https://10.1.2.3:1/x/", "10.1.2.3", "/x", 1, true},
+        {"'https://[::1]'", "::1", "", 443, true},
+        {"'https://[2001:db8::a]:65535/p'", "2001:db8::a", "/p", 65535, true},
+        {"http://127.0.0.1", "127.0.0.1", "", 80, false},
+        {"http://127.9.8.7:8000/v1", "127.9.8.7", "/v1", 8000, false},
+        {"'http://[::1]:11434'", "::1", "", 11434, false},
+        {"http://localhost:11434/v1/", "localhost", "/v1", 11434, false},
+        {"http://LocalHost", "localhost", "", 80, false},
+    };
+    /* one load (each compiles the inspection engine): one endpoint per case */
+    size_t ngood = sizeof good / sizeof good[0];
+    char yaml[4096];
+    int o = snprintf(yaml, sizeof yaml,
+                     V WS POL "gateway:\n  providers:\n    - name: openai\n"
+                              "      endpoints:\n");
+    for (size_t i = 0; i < ngood; i++)
+        o += snprintf(yaml + o, sizeof yaml - (size_t)o, "        - url: %s\n", good[i].url);
+    assert_true(ngood <= CONFIG_GW_MAX_ENDPOINTS && (size_t)o < sizeof yaml);
+    config_t *c = load_ok(yaml);
+    assert_int_equal(c->gateway.providers[0].nendpoints, ngood);
+    for (size_t i = 0; i < ngood; i++) {
+        const config_gw_endpoint_t *e = &c->gateway.providers[0].endpoints[i];
+        assert_string_equal(e->host, good[i].host);
+        assert_string_equal(e->base_path, good[i].base);
+        assert_int_equal(e->port, good[i].port);
+        assert_int_equal(e->tls, good[i].tls);
+        assert_int_equal(e->line, 14 + (int)i);
+    }
+    config_unref(c);
+    static const char pre[] = "t.yaml:14: url of endpoint #1 of provider 'openai': ";
+    static const struct {
+        const char *url, *msg;
+    } bad[] = {
+        {"http://api.openai.com",
+         "'http://api.openai.com': http:// is only allowed for a loopback host (127.0.0.0/8, ::1, "
+         "localhost); use https://"},
+        {"http://10.0.0.1:8080",
+         "'http://10.0.0.1:8080': http:// is only allowed for a loopback host (127.0.0.0/8, ::1, "
+         "localhost); use https://"},
+        {"'http://[::2]'", "'http://[::2]': http:// is only allowed for a loopback host "
+                           "(127.0.0.0/8, ::1, localhost); use https://"},
+        {"http://localhost.evil.com", "'http://localhost.evil.com': http:// is only allowed for "
+                                      "a loopback host (127.0.0.0/8, ::1, localhost); use "
+                                      "https://"},
+        {"ftp://x.com",
+         "'ftp://x.com' is not an https:// URL (write https://HOST[:PORT][/BASE/PATH])"},
+        {"api.openai.com",
+         "'api.openai.com' is not an https:// URL (write https://HOST[:PORT][/BASE/PATH])"},
+        {"https://x.com/v1?key=1", "'https://x.com/v1?key=1' has a query or fragment: write only "
+                                   "https://HOST[:PORT][/BASE/PATH]"},
+        {"'https://x.com/#f'", "'https://x.com/#f' has a query or fragment: write only "
+                               "https://HOST[:PORT][/BASE/PATH]"},
+        {"https://user:pw@x.com", "'https://user:pw@x.com' has user information (USER@): the "
+                                  "provider key is given with 'key', never in the URL"},
+        {"https://", "'https://' has no host"},
+        {"https://:443/v1", "'https://:443/v1' has no host"},
+        {"https://x.com:0", "'https://x.com:0' has a bad port (must be 1..65535)"},
+        {"https://x.com:65536", "'https://x.com:65536' has a bad port (must be 1..65535)"},
+        {"'https://x.com:'", "'https://x.com:' has a bad port (must be 1..65535)"},
+        {"https://x.com:08", "'https://x.com:08' has a bad port (must be 1..65535)"},
+        {"'https://::1/v1'", "'https://::1/v1': IPv6 addresses must be in brackets, e.g. "
+                             "https://[::1]"},
+        {"'https://[::1'", "'https://[::1': an IPv6 address is written [ADDRESS] or "
+                           "[ADDRESS]:PORT"},
+        {"'https://[::1]x'", "'https://[::1]x': an IPv6 address is written [ADDRESS] or "
+                             "[ADDRESS]:PORT"},
+        {"'https://[127.0.0.1]'", "'[127.0.0.1]' is not an IPv6 address"},
+        {"https://127.1", "'127.1' is not a canonical IPv4 address (write four decimal numbers, "
+                          "e.g. 127.0.0.1)"},
+        {"https://1.2.3.4.5", "'1.2.3.4.5' is not a valid host name"},
+        {"https://a_b.com", "'a_b.com' is not a valid host name"},
+        {"https://-a.com", "'-a.com' is not a valid host name"},
+        {"https://x.com.", "'x.com.' is not a valid host name"},
+        {"'https://x.com/a b'", "'https://x.com/a b' has a space, control or non-ASCII "
+                                "character (percent-encode it)"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char want[512];
+        snprintf(yaml, sizeof yaml, GW_URL("%s"), bad[i].url);
+        snprintf(want, sizeof want, "%s%s", pre, bad[i].msg);
+        check_exact(yaml, want);
+    }
+}
+
+static void test_gateway_keys(void **state)
+{
+    (void)state;
+    unsetenv("CDEGUARD_TEST_UNSET_KEY");
+    check_exact(V WS POL "gateway:\n  providers:\n    - name: openai\n"
+                         "      key: env:CDEGUARD_TEST_UNSET_KEY\n"
+                         "      endpoints: [{url: https://api.openai.com}]\n",
+                "t.yaml:13: key of provider 'openai': env:CDEGUARD_TEST_UNSET_KEY: not set");
+    assert_int_equal(setenv("CDEGUARD_TEST_EMPTY_KEY", "", 1), 0);
+    check_exact(V WS POL "gateway:\n  providers:\n    - name: openai\n"
+                         "      key: env:CDEGUARD_TEST_EMPTY_KEY\n"
+                         "      endpoints: [{url: https://api.openai.com}]\n",
+                "t.yaml:13: key of provider 'openai': env:CDEGUARD_TEST_EMPTY_KEY: the key is "
+                "empty");
+    unsetenv("CDEGUARD_TEST_EMPTY_KEY");
+    check_exact(V WS POL "gateway:\n  providers:\n    - name: openai\n"
+                         "      key: file:/nonexistent/cdeguard/key\n"
+                         "      endpoints: [{url: https://api.openai.com}]\n",
+                "t.yaml:13: key of provider 'openai': file:/nonexistent/cdeguard/key: No such "
+                "file or directory");
+    /* a key written as its value: refused, and never echoed */
+    const char *yaml = V WS POL "gateway:\n  providers:\n    - name: openai\n"
+                                "      key: sk-proj-SECRETVALUE123\n"
+                                "      endpoints: [{url: https://api.openai.com}]\n";
+    check_exact(yaml, "t.yaml:13: key of provider 'openai': write the key as a reference, "
+                      "env:NAME or file:PATH, never the key itself");
+    config_errors_t errs = {0};
+    assert_null(load(yaml, &errs));
+    for (size_t i = 0; i < errs.n; i++)
+        assert_null(strstr(errs.msgs[i], "SECRETVALUE"));
+    config_errors_free(&errs);
+    /* the loaded key is not part of any message either */
+    assert_int_equal(setenv("CDEGUARD_TEST_KEY2", "sk-SECRETVALUE", 1), 0);
+    yaml = V WS POL "gateway:\n  providers:\n    - name: openai\n"
+                    "      key: env:CDEGUARD_TEST_KEY2\n      endpoints: []\n";
+    check_exact(yaml, "t.yaml:14: endpoints of provider 'openai' must list 1 to 16 endpoints, "
+                      "not 0");
+    errs = (config_errors_t){0};
+    assert_null(load(yaml, &errs));
+    for (size_t i = 0; i < errs.n; i++)
+        assert_null(strstr(errs.msgs[i], "SECRETVALUE"));
+    config_errors_free(&errs);
+    unsetenv("CDEGUARD_TEST_KEY2");
+}
+
+static void test_gateway_errors(void **state)
+{
+    (void)state;
+#define PROV(name) "    - name: " name "\n      endpoints: [{url: https://api.openai.com}]\n"
+    check_exact(V WS POL "gateway:\n  providers:\n" PROV("openai") PROV("openai"),
+                "t.yaml:14: duplicate gateway provider name 'openai' (first defined at line 12)");
+    check_exact(V WS POL "gateway:\n  providers:\n" PROV(
+                    "openai") "  groups:\n    - name: g\n      providers: [openai, anthropic]\n",
+                "t.yaml:16: providers of gateway group 'g': unknown provider 'anthropic'");
+    /* against the default providers: azure is not among them */
+    check_exact(V WS POL "gateway:\n  groups:\n    - name: g\n      providers: [azure]\n",
+                "t.yaml:13: providers of gateway group 'g': unknown provider 'azure'");
+    check_exact(V WS POL "gateway:\n  groups:\n    - name: g\n    - name: h\n    - name: g\n",
+                "t.yaml:14: duplicate gateway group 'g' (first defined at line 12)");
+    check_exact(V WS POL "gateway:\n  groups:\n    - name: g\n      providers: []\n",
+                "t.yaml:13: providers of gateway group 'g' must name at least one provider "
+                "(leave it out to allow every provider)");
+    check_exact(V WS POL "gateway:\n  groups:\n    - name: g\n      models: []\n",
+                "t.yaml:13: models of gateway group 'g' must name at least one model (leave it "
+                "out to allow every model)");
+    check_exact(V WS POL "gateway:\n  groups:\n    - name: g\n      models: [\"gpt 4\"]\n",
+                "t.yaml:13: models of gateway group 'g': model pattern 'gpt 4' is invalid: use at "
+                "most 256 visible ASCII characters ('*' any run, '?' one character)");
+    check_exact(V WS POL "gateway:\n  groups:\n    - name: g\n      region: EU\n",
+                "t.yaml:13: region of gateway group 'g': region 'EU' is invalid: use 1 to 31 "
+                "lowercase letters, digits or '-'");
+    check_exact(V WS POL "gateway:\n  groups:\n    - name: g\n      modles: [x]\n",
+                "t.yaml:13: unknown key 'modles' in gateway group 'g' (did you mean 'models'?)");
+    check_exact(V WS POL "gateway:\n  groups:\n    - providers: [openai]\n",
+                "t.yaml:12: gateway group #1: missing required key 'name'");
+    check_exact(V WS POL "gateway:\n  providers:\n    - name: corp\n"
+                         "      endpoints: [{url: https://llm.corp.example}]\n",
+                "t.yaml:12: provider 'corp': missing 'type' (its name is not a provider type; set "
+                "type: openai, azure, anthropic, gemini, mistral or groq)");
+    check_exact(V WS POL "gateway:\n  providers:\n    - name: corp\n      type: llama\n"
+                         "      endpoints: [{url: https://llm.corp.example}]\n",
+                "t.yaml:13: type of provider 'corp' must be openai, azure, anthropic, gemini, "
+                "mistral or groq, not 'llama'");
+    check_exact(V WS POL "gateway:\n  providers:\n" PROV("OpenAI"),
+                "t.yaml:12: provider name 'OpenAI' is invalid: use 1 to 63 lowercase letters, "
+                "digits, '_' or '-', starting with a letter or digit");
+    check_exact(V WS POL "gateway:\n  providers:\n" PROV("-x"),
+                "t.yaml:12: provider name '-x' is invalid: use 1 to 63 lowercase letters, "
+                "digits, '_' or '-', starting with a letter or digit");
+    check_exact(V WS POL "gateway:\n  providers:\n    - name: openai\n",
+                "t.yaml:12: provider 'openai': missing required key 'endpoints'");
+    check_exact(V WS POL "gateway:\n  providers:\n    - name: openai\n      endpoints:\n"
+                         "        - region: eu\n",
+                "t.yaml:14: endpoint #1 of provider 'openai': missing required key 'url'");
+    check_exact(V WS POL "gateway:\n  providers:\n    - name: openai\n      endpoints:\n"
+                         "        - {url: https://a.com, regoin: eu}\n",
+                "t.yaml:14: unknown key 'regoin' in endpoint #1 of provider 'openai' (did you "
+                "mean 'region'?)");
+    check_exact(V WS POL "gateway:\n  providers:\n    - name: openai\n      endpoints:\n"
+                         "        - {url: https://a.com, region: eu_west}\n",
+                "t.yaml:14: region of endpoint #1 of provider 'openai': region 'eu_west' is "
+                "invalid: use 1 to 31 lowercase letters, digits or '-'");
+    check_exact(V WS POL "gateway:\n  providers: []\n",
+                "t.yaml:11: gateway.providers must list at least one provider (leave it out for "
+                "the defaults)");
+    check_exact(V WS POL "gateway:\n  provider: []\n",
+                "t.yaml:11: unknown key 'provider' in gateway (did you mean 'providers'?)");
+    check_exact(V WS POL "gateway:\n  content: {pi: block}\n",
+                "t.yaml:11: unknown key 'pi' in gateway.content (did you mean 'pii'?)");
+    check_exact(V WS POL "gateway: [x]\n", "t.yaml:10: gateway must be a mapping, not a list");
+
+    /* listeners */
+    check_exact(V "listeners:\n  ext_authz: 127.0.0.1:8081\n" WS POL,
+                "t.yaml:3: listeners.ext_authz needs the gateway: add a gateway: section");
+    check_exact(V "listeners:\n  gateway: 127.0.0.1:3128\n" WS POL "gateway:\n",
+                "t.yaml:3: listeners.gateway and listeners.egress both use port 3128");
+    check_exact(V "listeners:\n  egress: 127.0.0.1:8080\n" WS POL "gateway:\n",
+                "t.yaml:3: listeners.gateway and listeners.egress both use port 8080 "
+                "(listeners.gateway is at its default: set it to another port)");
+    check_exact(V "listeners:\n  admin: 127.0.0.1:8081\n  ext_authz: \"[::1]:8081\"\n" WS POL
+                  "gateway:\n",
+                "t.yaml:4: listeners.ext_authz and listeners.admin both use port 8081");
+    check_exact(V "listeners:\n  gateway: localhost:80\n" WS POL "gateway:\n",
+                "t.yaml:3: listeners.gateway: 'localhost' is not an IP address (host names are "
+                "not allowed here; write e.g. 127.0.0.1:3128 or [::1]:3128)");
+    /* no gateway: its default port is free */
+    config_t *c = load_ok(V "listeners:\n  egress: 127.0.0.1:8080\n" WS POL);
+    config_unref(c);
+
+    /* tls */
+    check_exact(V WS POL "gateway:\n  tls:\n    cert: /nonexistent/gw.crt\n",
+                "t.yaml:12: gateway.tls.cert: cannot read '/nonexistent/gw.crt': No such file or "
+                "directory");
+    check_exact(V WS POL "gateway:\n  tls:\n    cert: cdeguard.yaml\n",
+                "t.yaml:12: gateway.tls: 'cert' and 'key' go together ('key' is missing)");
+    check_exact(V WS POL "gateway:\n  tls:\n    key: cdeguard.yaml\n",
+                "t.yaml:12: gateway.tls: 'cert' and 'key' go together ('cert' is missing)");
+    check_exact(V WS POL "gateway:\n  tls:\n    client_ca: cdeguard.yaml\n",
+                "t.yaml:12: gateway.tls.client_ca needs 'cert' and 'key': client certificates "
+                "are only asked for over TLS");
+    check_exact(V WS POL "gateway:\n  tls:\n    cert: /tmp\n    key: cdeguard.yaml\n",
+                "t.yaml:12: gateway.tls.cert: '/tmp' is not a regular file");
+    check_exact(V WS POL "gateway:\n  upstream:\n    ca_file: /nonexistent/ca.crt\n",
+                "t.yaml:12: gateway.upstream.ca_file: cannot read '/nonexistent/ca.crt': No such "
+                "file or directory");
+
+    /* workspaces */
+    check_exact(V "workspaces:\n  - id: a\n    group: g\n    team: \"a b\"\n"
+                  "    sources: [10.0.0.0/24]\n" POL,
+                "t.yaml:5: team 'a b' is invalid: use 1 to 64 letters, digits, '.', '_' or '-'");
+    check_exact(V "workspaces:\n  - id: a\n    group: g\n    region: eu.west\n"
+                  "    sources: [10.0.0.0/24]\n" POL,
+                "t.yaml:5: region of workspace 'a': region 'eu.west' is invalid: use 1 to 31 "
+                "lowercase letters, digits or '-'");
+    check_exact(V "workspaces:\n  - id: a\n    group: g\n"
+                  "    region: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\n    sources: [10.0.0.0/24]\n" POL,
+                "t.yaml:5: region of workspace 'a': region 'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa' is "
+                "invalid: use 1 to 31 lowercase letters, digits or '-'");
+    /* a pin no endpoint serves is not a config error (refused per call) */
+    c = load_ok(V "workspaces:\n  - id: a\n    group: g\n    region: mars\n"
+                  "    sources: [10.0.0.0/24]\n" POL);
+    assert_string_equal(c->workspaces[0].region, "mars");
+    config_unref(c);
+#undef PROV
+}
+
+static void test_glob_match(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *pat, *s;
+        bool match;
+    } cases[] = {
+        {"", "", true},
+        {"", "a", false},
+        {"*", "", true},
+        {"*", "anything", true},
+        {"**", "x", true},
+        {"?", "", false},
+        {"?", "a", true},
+        {"?", "ab", false},
+        {"gpt-4o", "gpt-4o", true},
+        {"gpt-4o", "gpt-4o-mini", false},
+        {"gpt-4o*", "gpt-4o", true},
+        {"gpt-4o*", "gpt-4o-mini", true},
+        {"gpt-4o*", "gpt-4", false},
+        {"GPT-4o*", "gpt-4o", false}, /* case-sensitive */
+        {"claude-*", "claude-3-5-sonnet-20241022", true},
+        {"claude-?-*", "claude-3-opus", true},
+        {"claude-?-*", "claude-35-opus", false},
+        {"*-mini", "gpt-4o-mini", true},
+        {"*-mini", "gpt-4o-mini-2024", false},
+        {"*mini*", "o4-mini-high", true},
+        {"a*b*c", "abc", true},
+        {"a*b*c", "aXbYc", true},
+        {"a*b*c", "aXbYcZ", false},
+        {"a*b*c", "acb", false},
+        {"*a*a*a*b", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", false},
+        {"*ab", "aab", true},
+        {"a?c", "abc", true},
+        {"a?c", "ac", false},
+        {"models/*", "models/gemini-2.0-flash", true},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        bool got = config_glob_match(cases[i].pat, cases[i].s, strlen(cases[i].s));
+        if (got != cases[i].match)
+            print_error("glob '%s' on '%s': got %d\n", cases[i].pat, cases[i].s, got);
+        assert_int_equal(got, cases[i].match);
+    }
+    /* the length counts, not a NUL */
+    assert_true(config_glob_match("gpt-4o", "gpt-4o-mini", 6));
+    assert_true(config_glob_match("gpt-4o?", "gpt-4o\0x", 7)); /* '?' takes any byte */
+    assert_false(config_glob_match("a", "a\0", 2));
+    assert_true(config_glob_match("*", NULL, 0));
+    assert_false(config_glob_match(NULL, "a", 1));
+    /* long inputs stay fast: one backtrack point */
+    static char big[100001];
+    memset(big, 'a', sizeof big - 1);
+    assert_false(config_glob_match("*a*a*a*a*a*b", big, sizeof big - 1));
+    assert_true(config_glob_match("*a*a*a*a*a*", big, sizeof big - 1));
+}
+
 /* ---- tests/configs/bad: "# expect: TEXT" and "# line: N" on the first two lines ---- */
 
 static void test_bad_config_folder(void **state)
@@ -1243,6 +1903,13 @@ int main(void)
         cmocka_unit_test(test_inspect_override_and_rules_files),
         cmocka_unit_test(test_err_inspect),
         cmocka_unit_test(test_err_inspect_all_reported),
+        cmocka_unit_test(test_gateway_full),
+        cmocka_unit_test(test_gateway_defaults),
+        cmocka_unit_test(test_gateway_enums),
+        cmocka_unit_test(test_gateway_urls),
+        cmocka_unit_test(test_gateway_keys),
+        cmocka_unit_test(test_gateway_errors),
+        cmocka_unit_test(test_glob_match),
         cmocka_unit_test(test_multiple_errors),
         cmocka_unit_test(test_error_flood_is_capped),
         cmocka_unit_test(test_file_errors),
