@@ -135,6 +135,24 @@ static int on_headers_complete(llhttp_t *p)
     return HPE_PAUSED;
 }
 
+static int on_body(llhttp_t *p, const char *at, size_t len)
+{
+    http_msg_t *m = msg_of(p);
+    if (!m->on_body) return 0;
+    if (m->on_body(m->on_body_ctx, at, len) != 0) {
+        m->err = "body sink refused";
+        return HPE_USER;
+    }
+    return 0;
+}
+
+void http_msg_set_body_sink(http_msg_t *m, int (*fn)(void *ctx, const char *data, size_t len),
+                            void *ctx)
+{
+    m->on_body = fn;
+    m->on_body_ctx = ctx;
+}
+
 static int on_message_complete(llhttp_t *p)
 {
     msg_of(p)->msg_done = true;
@@ -154,6 +172,7 @@ int http_msg_init(http_msg_t *m, llhttp_type_t type, size_t max_head)
     m->settings.on_header_value_complete = on_header_value_complete;
     m->settings.on_headers_complete = on_headers_complete;
     m->settings.on_message_complete = on_message_complete;
+    m->settings.on_body = on_body;
     llhttp_init(&m->parser, type, &m->settings);
     m->parser.data = m;
     m->max_head = max_head;

@@ -61,11 +61,20 @@ typedef struct http_msg {
     int http_major, http_minor;
     int method; /* llhttp_method_t, requests */
     int status; /* responses */
+    /* Optional body sink (NULL: body bytes are only validated and skipped,
+     * the proxy relays them raw).  Called from http_msg_feed with the
+     * decoded body (chunk framing removed), in order; non-zero stops the
+     * parser with HTTP_ERROR and err "body sink refused". */
+    int (*on_body)(void *ctx, const char *data, size_t len);
+    void *on_body_ctx;
 } http_msg_t;
 
 /* type: HTTP_REQUEST or HTTP_RESPONSE. 0 ok, -1 ENOMEM. */
 int http_msg_init(http_msg_t *m, llhttp_type_t type, size_t max_head);
 void http_msg_free(http_msg_t *m);
+/* Decoded body bytes go to fn(ctx, ...) from now on (see on_body). */
+void http_msg_set_body_sink(http_msg_t *m, int (*fn)(void *ctx, const char *data, size_t len),
+                            void *ctx);
 /* Ready for the next message on the same connection (keeps the arena). */
 void http_msg_reset(http_msg_t *m);
 /* For a response: the request was HEAD, so the response has no body. */

@@ -161,3 +161,18 @@ ident_result_t ident_attribute(const config_t *cfg, const netaddr_t *client, con
     }
     return r;
 }
+
+const config_workspace_t *ident_workspace_by_token(const config_t *cfg, const char *token,
+                                                   size_t len)
+{
+    if (!token || len == 0 || len > AUTH_MAX) return NULL;
+    uint8_t digest[32];
+    ident_hash_token(token, len, digest);
+    const config_workspace_t *match = NULL;
+    /* every workspace is compared (no early exit) */
+    for (size_t i = 0; i < cfg->nworkspaces; i++)
+        if (workspace_token_match(&cfg->workspaces[i], digest) && !match)
+            match = &cfg->workspaces[i];
+    OPENSSL_cleanse(digest, sizeof digest);
+    return match;
+}

@@ -32,6 +32,11 @@ typedef struct ident_result {
 ident_result_t ident_attribute(const config_t *cfg, const netaddr_t *client, const char *auth,
                                size_t auth_len);
 
+/* The workspace whose tokens include this one (a bare token, as sent to
+ * the LLM gateway), or NULL.  Constant time over all configured tokens. */
+const config_workspace_t *ident_workspace_by_token(const config_t *cfg, const char *token,
+                                                   size_t len);
+
 void ident_hash_token(const char *token, size_t len, uint8_t out[32]);
 
 /* Strict RFC 4648 base64 decode (padding required, no whitespace).

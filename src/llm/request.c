@@ -28,6 +28,7 @@ typedef struct rctx {
     llm_request_t *r;
     char *err;
     size_t errlen;
+    const char *url_model; /* the model the URL names (Azure deployment), or NULL */
 } rctx_t;
 
 static const char *const kind_names[] = {
@@ -168,6 +169,11 @@ static void add_json(rctx_t *c, const jval_t *v)
 
 static int read_model(rctx_t *c, const jval_t *v)
 {
+    if (c->url_model && c->url_model[0]) { /* the deployment in the URL decides */
+        c->r->model.ptr = c->url_model;
+        c->r->model.len = strlen(c->url_model);
+        return LLM_REQUEST_OK;
+    }
     size_t n = 0;
     const char *s = jval_str(v, &n);
     if (s == NULL || n == 0) return fail(c, "model: required string");
@@ -555,7 +561,8 @@ int llm_request_parse(llm_request_kind_t kind, const jval_t *body, const char *u
                       bool url_stream, llm_request_t *out, char *err, size_t errlen)
 {
     llm_request_t scratch;
-    rctx_t c = {out ? out : &scratch, err, errlen};
+    rctx_t c = {out ? out : &scratch, err, errlen,
+                kind == LLM_REQ_GEMINI_GENERATE ? NULL : url_model};
     int rc;
     memset(c.r, 0, sizeof *c.r);
     c.r->kind = kind;

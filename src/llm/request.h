@@ -133,8 +133,11 @@ typedef struct llm_request {
 } llm_request_t;
 
 /* Read body (the root of a parsed request) as `kind` into *out (always
- * zeroed first).  url_model (NUL-terminated) and url_stream are what the
- * Gemini URL says and are ignored for the other kinds.  Returns
+ * zeroed first).  url_model (NUL-terminated, may be NULL or "") is the
+ * model the URL names: Gemini's, and an Azure OpenAI deployment's, which
+ * then wins over a "model" in the body (Azure ignores that field).
+ * url_stream is what the Gemini URL says and is ignored for the other
+ * kinds.  Returns
  * LLM_REQUEST_OK, or LLM_REQUEST_EINVAL with a message in err (err may be
  * NULL; errlen 0 writes nothing).  On OK err is "". */
 int llm_request_parse(llm_request_kind_t kind, const jval_t *body, const char *url_model,

@@ -167,6 +167,29 @@ static bool query_alt_sse(const char *q)
     return false;
 }
 
+/* The provider is chosen: p[0..n) is its own path, q the query ("?..."
+ * or NULL). */
+static int route_endpoint(llm_vendor_t v, const char *p, size_t n, const char *q, llm_route_t *out,
+                          int *status, char *msg, size_t msglen)
+{
+    out->vendor = v;
+    const char *rewrite;
+    if (match_endpoint(v, p, n, out, &rewrite) < 0) {
+        char path[129];
+        snprintf(path, sizeof path, "%.*s", (int)(n < 128 ? n : 128), p);
+        return route_fail(status, 404, msg, msglen, "%s has no endpoint %s behind the gateway",
+                          vendor_names[v], path);
+    }
+    out->errfmt = v == LLM_VENDOR_ANTHROPIC ? LLM_ERRFMT_ANTHROPIC
+                  : v == LLM_VENDOR_GEMINI  ? LLM_ERRFMT_GEMINI
+                                            : LLM_ERRFMT_OPENAI;
+    out->usage = llm_request_usage_provider(out->kind);
+    out->sse = out->endpoint_streams && q && query_alt_sse(q + 1);
+    snprintf(out->upstream_path, sizeof out->upstream_path, "%.*s%s",
+             (int)(rewrite ? strlen(rewrite) : n), rewrite ? rewrite : p, q ? q : "");
+    return 0;
+}
+
 int llm_route(const char *method, const char *target, const char *provider_header, llm_route_t *out,
               int *status, char *msg, size_t msglen)
 {
@@ -214,20 +237,25 @@ int llm_route(const char *method, const char *target, const char *provider_heade
                           first);
     }
 
-    out->vendor = v;
-    const char *rewrite;
-    if (match_endpoint(v, p, n, out, &rewrite) < 0) {
-        char path[129];
-        snprintf(path, sizeof path, "%.*s", (int)(n < 128 ? n : 128), p);
-        return route_fail(status, 404, msg, msglen, "%s has no endpoint %s behind the gateway",
-                          vendor_names[v], path);
-    }
-    out->errfmt = v == LLM_VENDOR_ANTHROPIC ? LLM_ERRFMT_ANTHROPIC
-                  : v == LLM_VENDOR_GEMINI  ? LLM_ERRFMT_GEMINI
-                                            : LLM_ERRFMT_OPENAI;
-    out->usage = llm_request_usage_provider(out->kind);
-    out->sse = out->endpoint_streams && q && query_alt_sse(q + 1);
-    snprintf(out->upstream_path, sizeof out->upstream_path, "%.*s%s",
-             (int)(rewrite ? strlen(rewrite) : n), rewrite ? rewrite : p, q ? q : "");
-    return 0;
+    return route_endpoint(v, p, n, q, out, status, msg, msglen);
+}
+
+int llm_route_vendor(const char *method, llm_vendor_t v, const char *target, llm_route_t *out,
+                     int *status, char *msg, size_t msglen)
+{
+    memset(out, 0, sizeof *out);
+    if ((unsigned)v >= LLM_VENDOR_COUNT)
+        return route_fail(status, 500, msg, msglen, "no such provider type");
+    if (!target || target[0] != '/')
+        return route_fail(status, 400, msg, msglen, "the request target must be a path");
+    if (!method || strcmp(method, "POST") != 0)
+        return route_fail(status, 405, msg, msglen,
+                          "method %.16s not allowed: the gateway's endpoints take POST",
+                          method ? method : "(none)");
+    const char *q = strchr(target, '?');
+    size_t plen = q ? (size_t)(q - target) : strlen(target);
+    if (plen + (q ? strlen(q) : 0) >= LLM_ROUTE_MAX_PATH)
+        return route_fail(status, 400, msg, msglen, "request path too long (at most %d bytes)",
+                          LLM_ROUTE_MAX_PATH - 1);
+    return route_endpoint(v, target, plen, q, out, status, msg, msglen);
 }

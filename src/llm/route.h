@@ -62,6 +62,12 @@ typedef struct llm_route {
 int llm_route(const char *method, const char *target, const char *provider_header, llm_route_t *out,
               int *status, char *msg, size_t msglen);
 
+/* The same when the caller already chose the provider (the gateway maps
+ * its configured provider names to a vendor): target is the provider's own
+ * path and query, without any prefix. */
+int llm_route_vendor(const char *method, llm_vendor_t v, const char *target, llm_route_t *out,
+                     int *status, char *msg, size_t msglen);
+
 const char *llm_vendor_name(llm_vendor_t v);                           /* "openai", ..., "?" */
 int llm_vendor_parse(const char *name, size_t len, llm_vendor_t *out); /* 0 / -1 */
 

@@ -52,8 +52,9 @@ static void req_err(llm_request_kind_t kind, const char *body, const char *want)
     jval_doc_t *doc = parse_ok(body);
     llm_request_t r;
     char err[160] = "";
-    int rc =
-        llm_request_parse(kind, jval_root(doc), "gemini-2.0-flash", false, &r, err, sizeof err);
+    int rc = llm_request_parse(kind, jval_root(doc),
+                               kind == LLM_REQ_GEMINI_GENERATE ? "gemini-2.0-flash" : NULL, false,
+                               &r, err, sizeof err);
     assert_int_equal(rc, LLM_REQUEST_EINVAL);
     assert_string_equal(err, want);
     jval_free(doc);
@@ -720,9 +721,31 @@ static void test_kind_names(void **state)
     assert_int_equal(llm_request_usage_provider(LLM_REQ_GEMINI_GENERATE), LLM_GEMINI);
 }
 
+/* An Azure deployment in the URL names the model, body "model" or not. */
+static void test_url_model_azure(void **state)
+{
+    (void)state;
+    const char *bodies[] = {"{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}",
+                            "{\"model\":\"other\",\"messages\":[]}"};
+    for (size_t i = 0; i < 2; i++) {
+        jval_doc_t *doc = NULL;
+        char err[160];
+        assert_int_equal(jval_parse(bodies[i], strlen(bodies[i]), 1000, &doc, err, sizeof err),
+                         JVAL_OK);
+        llm_request_t r;
+        assert_int_equal(llm_request_parse(LLM_REQ_OPENAI_CHAT, jval_root(doc), "gpt-4o-deploy",
+                                           false, &r, err, sizeof err),
+                         LLM_REQUEST_OK);
+        assert_int_equal(r.model.len, strlen("gpt-4o-deploy"));
+        assert_memory_equal(r.model.ptr, "gpt-4o-deploy", r.model.len);
+        jval_free(doc);
+    }
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_url_model_azure),
         cmocka_unit_test(test_openai_chat_basic),
         cmocka_unit_test(test_openai_chat_flags),
         cmocka_unit_test(test_openai_chat_parts_tools_files),
