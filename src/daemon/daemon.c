@@ -16,11 +16,13 @@
 #include "daemon/daemon.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -30,6 +32,7 @@
 #include "core/log.h"
 #include "daemon/worker.h"
 #include "egress/egress.h"
+#include "gateway/gateway.h"
 #include "metrics/metrics.h"
 #include "net/ipaddr.h"
 
@@ -43,6 +46,7 @@ typedef struct daemon_state {
     uv_loop_t *loop;
     uv_signal_t sighup, sigterm, sigint;
     bool stopping;
+    gateway_shared_t *gw_shared; /* TLS contexts of the gateway, or NULL */
 } daemon_state_t;
 
 static daemon_state_t D;
@@ -75,7 +79,39 @@ static int open_listen_socket(const config_listen_t *l, char *err, size_t errlen
     return fd;
 }
 
+/* Compiling the inspection rules runs megabytes of Vectorscan's compiler
+ * code that the daemon never needs again; scanning uses a small part of
+ * the same library.  Ask the kernel to drop those clean, file-backed pages
+ * now (they fault back in from the page cache if ever used), so the
+ * resident size reflects what serving needs.  Best effort. */
+static void release_compiler_pages(void)
+{
+#ifdef MADV_PAGEOUT
+    FILE *f = fopen("/proc/self/maps", "r");
+    if (!f) return;
+    char line[512];
+    while (fgets(line, sizeof line, f)) {
+        unsigned long lo, hi;
+        char perms[8];
+        if (sscanf(line, "%lx-%lx %7s", &lo, &hi, perms) != 3) continue;
+        if (!strstr(line, "libhs") || perms[2] != 'x') continue;
+        madvise((void *)lo, hi - lo, MADV_PAGEOUT);
+    }
+    fclose(f);
+#endif
+}
+
 /* ---- worker side ---- */
+
+void worker_conn_count(worker_t *w, int delta)
+{
+    if (delta > 0)
+        w->nconns += (size_t)delta;
+    else
+        w->nconns -= (size_t)(-delta);
+    metrics_connections_active(delta);
+    if (delta < 0) worker_maybe_finish(w);
+}
 
 void worker_maybe_finish(worker_t *w)
 {
@@ -91,6 +127,7 @@ static void worker_drain_deadline(uv_timer_t *t)
     worker_t *w = t->data;
     log_warn("worker %d: drain deadline reached, closing %zu connections", w->id, w->nconns);
     egress_close_all(w);
+    gateway_close_all(w);
 }
 
 static void worker_wake(uv_async_t *a)
@@ -109,6 +146,7 @@ static void worker_wake(uv_async_t *a)
     if (stop && !w->draining) {
         w->draining = true;
         egress_drain(w);
+        gateway_drain(w);
         uv_timer_start(&w->drain_timer, worker_drain_deadline, w->cfg->drain_timeout_ms, 0);
         worker_maybe_finish(w);
     }
@@ -121,11 +159,14 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
-static int worker_init(worker_t *w, int id, config_t *cfg, int fd, char *err, size_t errlen)
+static int worker_init(worker_t *w, int id, config_t *cfg, const int fds[3], char *err,
+                       size_t errlen)
 {
     memset(w, 0, sizeof *w);
     w->id = id;
-    w->listen_fd = fd;
+    w->listen_fd = fds[0];
+    w->gw_fd = fds[1];
+    w->authz_fd = fds[2];
     pthread_mutex_init(&w->mu, NULL);
     if (uv_loop_init(&w->loop) < 0) {
         snprintf(err, errlen, "cannot create event loop");
@@ -136,7 +177,8 @@ static int worker_init(worker_t *w, int id, config_t *cfg, int fd, char *err, si
     w->wake.data = w;
     uv_timer_init(&w->loop, &w->drain_timer);
     w->drain_timer.data = w;
-    return egress_start(w, err, errlen);
+    if (egress_start(w, err, errlen) < 0) return -1;
+    return gateway_start(w, D.gw_shared, err, errlen);
 }
 
 static void worker_post(worker_t *w, config_t *cfg, bool stop)
@@ -181,7 +223,12 @@ static void on_sighup(uv_signal_t *h, int sig)
         return;
     }
     config_errors_free(&errs);
-    if (!listen_equal(&next->egress, &D.cfg->egress) || !listen_equal(&next->admin, &D.cfg->admin))
+    malloc_trim(0);
+    release_compiler_pages();
+    if (!listen_equal(&next->egress, &D.cfg->egress) ||
+        !listen_equal(&next->admin, &D.cfg->admin) ||
+        !listen_equal(&next->gateway.listen, &D.cfg->gateway.listen) ||
+        !listen_equal(&next->gateway.ext_authz, &D.cfg->gateway.ext_authz))
         log_warn("listener addresses changed in %s: they take effect at the next restart", D.path);
     if (next->workers != D.cfg->workers)
         log_warn("workers changed in %s: takes effect at the next restart", D.path);
@@ -239,6 +286,10 @@ int daemon_serve(const char *config_path, int workers_override)
         return 1;
     }
     config_errors_free(&errs);
+    /* compiling the inspection rules leaves megabytes of freed heap: give
+     * them back before the workers start */
+    malloc_trim(0);
+    release_compiler_pages();
     signal(SIGPIPE, SIG_IGN);
     metrics_init();
     register_policies(D.cfg);
@@ -274,11 +325,32 @@ int daemon_serve(const char *config_path, int workers_override)
             goto out_workers;
         }
     }
+    const config_gateway_t *g = &D.cfg->gateway;
+    bool gw_on = g->enabled && g->listen.enabled, authz_on = g->enabled && g->ext_authz.enabled;
+    if (gw_on || authz_on) {
+        D.gw_shared = gateway_shared_new(D.cfg, err, sizeof err);
+        if (!D.gw_shared) {
+            fprintf(stderr, "gateway: %s\n", err);
+            goto out_workers;
+        }
+    }
     for (int i = 0; i < n; i++) {
-        int fd = open_listen_socket(&D.cfg->egress, err, sizeof err);
-        if (fd < 0 || worker_init(&D.workers[i], i, D.cfg, fd, err, sizeof err) < 0) {
-            fprintf(stderr, "egress: %s\n", err);
-            if (fd >= 0) close(fd);
+        int fds[3] = {-1, -1, -1};
+        const char *what = "egress";
+        fds[0] = open_listen_socket(&D.cfg->egress, err, sizeof err);
+        if (fds[0] >= 0 && gw_on) {
+            what = "gateway";
+            fds[1] = open_listen_socket(&g->listen, err, sizeof err);
+        }
+        if (fds[0] >= 0 && (!gw_on || fds[1] >= 0) && authz_on) {
+            what = "ext_authz";
+            fds[2] = open_listen_socket(&g->ext_authz, err, sizeof err);
+        }
+        bool ok = fds[0] >= 0 && (!gw_on || fds[1] >= 0) && (!authz_on || fds[2] >= 0);
+        if (!ok || worker_init(&D.workers[i], i, D.cfg, fds, err, sizeof err) < 0) {
+            fprintf(stderr, "%s: %s\n", what, err);
+            for (int k = 0; k < 3; k++)
+                if (fds[k] >= 0) close(fds[k]);
             D.nworkers = i; /* workers 0..i-1 are initialised but not running */
             for (int k = 0; k < i; k++)
                 config_unref(D.workers[k].cfg);
@@ -299,8 +371,13 @@ int daemon_serve(const char *config_path, int workers_override)
         snprintf(admin_s, sizeof admin_s, "%s:%u", D.cfg->admin.host, D.cfg->admin.port);
     else
         snprintf(admin_s, sizeof admin_s, "off");
-    log_info("cdeguard %s listening egress=%s admin=%s workers=%d", CDEGUARD_VERSION, egress_s,
-             admin_s, n);
+    char gw_s[96] = "off", authz_s[96] = "off";
+    if (gw_on)
+        snprintf(gw_s, sizeof gw_s, "%s:%u%s", g->listen.host, g->listen.port,
+                 g->tls_cert ? " (tls)" : "");
+    if (authz_on) snprintf(authz_s, sizeof authz_s, "%s:%u", g->ext_authz.host, g->ext_authz.port);
+    log_info("cdeguard %s listening egress=%s gateway=%s ext_authz=%s admin=%s workers=%d",
+             CDEGUARD_VERSION, egress_s, gw_s, authz_s, admin_s, n);
 
     uv_run(D.loop, UV_RUN_DEFAULT);
 
@@ -308,6 +385,8 @@ int daemon_serve(const char *config_path, int workers_override)
         pthread_join(D.workers[i].thread, NULL);
         worker_t *w = &D.workers[i];
         uv_run(&w->loop, UV_RUN_NOWAIT); /* run pending close callbacks */
+        gateway_stop(w);
+        uv_run(&w->loop, UV_RUN_NOWAIT);
         uv_loop_close(&w->loop);
         if (w->next_cfg) config_unref(w->next_cfg);
         config_unref(w->cfg);
@@ -320,6 +399,8 @@ int daemon_serve(const char *config_path, int workers_override)
 
 out_workers:
     free(D.workers);
+    gateway_shared_free(D.gw_shared);
+    D.gw_shared = NULL;
 out_audit:
     audit_close();
 out_cfg:

@@ -38,7 +38,17 @@ typedef struct worker {
     void *tunnels; /* splice tunnels (intrusive list, tunnel.c) */
     size_t nconns; /* client connections + tunnels alive */
     int listen_fd; /* SO_REUSEPORT socket opened by the main thread */
+
+    /* LLM gateway (src/gateway): listeners, sockets, per-worker state */
+    uv_tcp_t gw_listener, authz_listener;
+    bool gw_listening, authz_listening;
+    int gw_fd, authz_fd; /* -1 when the listener is off */
+    void *gw;            /* gw_worker_t (gateway.c) */
 } worker_t;
+
+/* Count a service's live objects (connections, tunnels): they keep a
+ * draining worker alive; the metric of active connections follows. */
+void worker_conn_count(worker_t *w, int delta);
 
 /* Called by a service when one of its objects goes away during a drain. */
 void worker_maybe_finish(worker_t *w);

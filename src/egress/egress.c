@@ -127,12 +127,7 @@ static void request_start_connect(conn_t *c);
 
 void egress_conn_count(worker_t *w, int delta)
 {
-    if (delta > 0)
-        w->nconns += (size_t)delta;
-    else
-        w->nconns -= (size_t)(-delta);
-    metrics_connections_active(delta);
-    if (delta < 0) worker_maybe_finish(w);
+    worker_conn_count(w, delta);
 }
 
 static void conn_link(conn_t *c)
