@@ -5,7 +5,8 @@
 #   make SAN=1           AddressSanitizer + UndefinedBehaviorSanitizer build (clang) in build-san/
 #   make unit            cmocka unit tests          make integration   pytest suite
 #   make test            deps, then unit + integration on the release build and on the SAN build
-#   make fuzz            libFuzzer harnesses (FUZZ_SECONDS each)   make bench   bench/egress.sh
+#   make fuzz            libFuzzer harnesses (FUZZ_SECONDS each)   make bench   bench/egress.sh + bench/llm.sh
+#   make bench-llm       bench/llm.sh only (LLM gateway vs Portkey)
 #   make lint            clang-format check, cppcheck, clang-tidy
 
 VERSION := 0.1.0
@@ -46,7 +47,7 @@ FUZZ_SECONDS ?= 60
 PY := /usr/bin/python3
 PYTEST := $(PY) -m pytest
 
-.PHONY: all deps run unit integration test test-release test-san fuzz fuzz-build bench lint format clean eval
+.PHONY: all deps run unit integration test test-release test-san fuzz fuzz-build bench bench-llm lint format clean eval
 
 all: $(BIN)
 
@@ -123,6 +124,12 @@ bench:
 	@scripts/install-deps --bench
 	@$(MAKE) --no-print-directory all
 	bench/egress.sh
+	bench/llm.sh
+
+bench-llm:
+	@scripts/install-deps --bench
+	@$(MAKE) --no-print-directory all
+	bench/llm.sh
 
 # Precision/recall of the scanner on the two labelled corpora (a measurement, not a test).
 eval: all
