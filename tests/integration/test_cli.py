@@ -202,8 +202,8 @@ def test_hash_token_stdin():
 
 def test_serve_start_line_and_log_format(daemon):
     text = daemon.wait_log("listening", timeout=5)
-    want = (f"listening egress=127.0.0.1:{daemon.egress} admin=127.0.0.1:{daemon.admin} "
-            f"workers=2")
+    want = (f"listening egress=127.0.0.1:{daemon.egress} gateway=off ext_authz=off "
+            f"admin=127.0.0.1:{daemon.admin} workers=2")
     line = next((ln for ln in text.splitlines() if "listening" in ln), "")
     assert want in line, line
     assert re.search(r"\bcdeguard \S+ listening", line), line
