@@ -201,8 +201,11 @@ static int parse_string(jval_parser_t *p, const char **s, size_t *n)
     /* Upper bound of the decoded size: the raw body up to the first quote
      * that is not the second byte of an escape. */
     size_t e = open + 1;
-    while (e < p->len && in[e] != '"')
+    for (;;) {
+        e = utf8_json_plain_run(in, e, p->len);
+        if (e >= p->len || in[e] == '"') break;
         e += in[e] == '\\' ? 2 : 1;
+    }
     if (e > p->len) e = p->len;
     unsigned char *out = arena_alloc(p->doc, e - open);
     if (!out) return fail(p, JVAL_ELIMIT, open, "out of memory decoding string");
@@ -211,6 +214,13 @@ static int parse_string(jval_parser_t *p, const char **s, size_t *n)
     for (;;) {
         if (o >= p->len)
             return fail(p, JVAL_EMALFORMED, o, "unterminated string (opened at offset %zu)", open);
+        size_t r = utf8_json_plain_run(in, o, p->len);
+        if (r > o) {
+            memcpy(out + w, in + o, r - o);
+            w += r - o;
+            o = r;
+            continue;
+        }
         unsigned char c = in[o];
         if (c == '"') break;
         if (c < 0x20)

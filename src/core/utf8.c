@@ -6,6 +6,10 @@
 #include <stdbool.h>
 #include <stdio.h>
 
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
+
 size_t utf8_seq_len(const unsigned char *s, size_t n)
 {
     unsigned c = s[0];
@@ -123,4 +127,29 @@ int utf8_json_escape(const unsigned char *in, size_t len, size_t o, unsigned cha
     else
         snprintf(msg, msglen, "invalid escape (backslash followed by byte 0x%02X)", e);
     return -1;
+}
+
+/* End of the run of plain string bytes (printable ASCII other than '"' and
+ * '\\') that starts at o: the string bodies of prompts are mostly that, so
+ * it is found 16 bytes at a time. */
+size_t utf8_json_plain_run(const unsigned char *in, size_t o, size_t len)
+{
+#ifdef __SSE2__
+    const __m128i quote = _mm_set1_epi8('"'), bslash = _mm_set1_epi8('\\'),
+                  space = _mm_set1_epi8(0x20);
+    while (o + 16 <= len) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(in + o));
+        /* signed compare: bytes >= 0x80 are negative, so "< 0x20" catches
+         * both control bytes and non-ASCII */
+        __m128i stop =
+            _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, bslash)),
+                         _mm_cmplt_epi8(v, space));
+        unsigned m = (unsigned)_mm_movemask_epi8(stop);
+        if (m) return o + (size_t)__builtin_ctz(m);
+        o += 16;
+    }
+#endif
+    while (o < len && in[o] >= 0x20 && in[o] < 0x80 && in[o] != '"' && in[o] != '\\')
+        o++;
+    return o;
 }

@@ -27,4 +27,9 @@ size_t utf8_encode(uint32_t cp, unsigned char out[4]);
 int utf8_json_escape(const unsigned char *in, size_t len, size_t o, unsigned char out[4],
                      size_t *next, char *msg, size_t msglen);
 
+/* End of the run of plain JSON string bytes (printable ASCII other than
+ * '"' and '\\') that starts at offset o of in[0..len): at most len.  16
+ * bytes at a time with SSE2. */
+size_t utf8_json_plain_run(const unsigned char *in, size_t o, size_t len);
+
 #endif

@@ -398,6 +398,23 @@ static int relay_emit(const char *data, size_t len, void *ctx)
     return c->state == C_CLOSING ? 1 : 0;
 }
 
+/* "name: value\r\n" at h + n (the caller sized h for every header of the
+ * message plus 4 bytes each); returns the new length. */
+static size_t put_header(char *h, size_t n, size_t cap, const char *name, size_t nlen,
+                         const char *value, size_t vlen)
+{
+    if (n + nlen + vlen + 4 >= cap) return n;
+    memcpy(h + n, name, nlen);
+    n += nlen;
+    h[n++] = ':';
+    h[n++] = ' ';
+    memcpy(h + n, value, vlen);
+    n += vlen;
+    h[n++] = '\r';
+    h[n++] = '\n';
+    return n;
+}
+
 static bool resp_header_dropped(const char *name, size_t len)
 {
     static const char *const drop[] = {
@@ -442,8 +459,7 @@ static void up_on_head(void *ctx, const http_msg_t *resp)
         const http_header_t *hd = &resp->hdr[i];
         const char *name = http_ptr(resp, hd->name);
         if (resp_header_dropped(name, hd->name.len)) continue;
-        n += (size_t)snprintf(h + n, cap - n, "%.*s: %.*s\r\n", (int)hd->name.len, name,
-                              (int)hd->value.len, http_ptr(resp, hd->value));
+        n = put_header(h, n, cap, name, hd->name.len, http_ptr(resp, hd->value), hd->value.len);
     }
     if (c->resp_chunked)
         n += (size_t)snprintf(h + n, cap - n, "Transfer-Encoding: chunked\r\n");
@@ -584,8 +600,7 @@ static char *build_upstream_head(gw_conn_t *c, size_t *len)
         const char *name = http_ptr(m, hd->name);
         if (gw_call_header_dropped(name, hd->name.len)) continue;
         if (hd->name.len == 12 && strncasecmp(name, "content-type", 12) == 0) has_ct = true;
-        n += (size_t)snprintf(h + n, cap - n, "%.*s: %.*s\r\n", (int)hd->name.len, name,
-                              (int)hd->value.len, http_ptr(m, hd->value));
+        n = put_header(h, n, cap, name, hd->name.len, http_ptr(m, hd->value), hd->value.len);
     }
     n += (size_t)snprintf(h + n, cap - n,
                           "%s%s: %s\r\nAccept-Encoding: identity\r\nContent-Length: %zu\r\n"

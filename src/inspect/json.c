@@ -124,31 +124,6 @@ static int scratch_reserve(json_scratch_t *s, size_t need)
 
 /* ---- plain runs ------------------------------------------------------------- */
 
-/* End of the run of plain string bytes (printable ASCII other than '"' and
- * '\\') that starts at o: the string bodies of prompts are mostly that, so
- * it is found 16 bytes at a time. */
-static size_t plain_run_end(const unsigned char *in, size_t o, size_t len)
-{
-#ifdef __SSE2__
-    const __m128i quote = _mm_set1_epi8('"'), bslash = _mm_set1_epi8('\\'),
-                  space = _mm_set1_epi8(0x20);
-    while (o + 16 <= len) {
-        __m128i v = _mm_loadu_si128((const __m128i *)(in + o));
-        /* signed compare: bytes >= 0x80 are negative, so "< 0x20" catches
-         * both control bytes and non-ASCII */
-        __m128i stop =
-            _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, bslash)),
-                         _mm_cmplt_epi8(v, space));
-        unsigned m = (unsigned)_mm_movemask_epi8(stop);
-        if (m) return o + (size_t)__builtin_ctz(m);
-        o += 16;
-    }
-#endif
-    while (o < len && in[o] >= 0x20 && in[o] < 0x80 && in[o] != '"' && in[o] != '\\')
-        o++;
-    return o;
-}
-
 /* map[i] = first + i for i < n. */
 static void map_fill(uint32_t *map, uint32_t first, size_t n)
 {
@@ -287,7 +262,7 @@ static int parse_string(json_parser_t *p, bool is_key)
             tn = (size_t)k;
         } else if (c < 0x80) {
             /* fast path: a run of plain ASCII */
-            size_t e = plain_run_end(in, o, p->len);
+            size_t e = utf8_json_plain_run(in, o, p->len);
             size_t run = e - o;
             rc = scratch_reserve(sc, n + run);
             if (rc == -3) return fail(p, -2, o, "out of memory decoding string");
