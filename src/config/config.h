@@ -68,8 +68,8 @@ typedef struct config_token {
 typedef struct config_workspace {
     char *id;
     char *group;
-    char *team;                      /* optional; audit and (issue 5) budgets; default = group */
-    char region[32];                 /* optional gateway region pin; wins over the group's */
+    char *team;             /* optional; audit and (issue 5) budgets; default = group */
+    char region[32];        /* optional gateway region pin; wins over the group's */
     cidrset_t sources;      /* attribution by source address */
     config_token_t *tokens; /* attribution by Proxy-Authorization */
     size_t ntokens;
@@ -112,20 +112,20 @@ typedef enum { GW_LOG_METADATA = 0, GW_LOG_FULL = 1 } gw_log_prompts_t;
 
 /* One upstream base URL of a provider: https://host[:port][/base/path]. */
 typedef struct config_gw_endpoint {
-    char *url;    /* as written */
-    char *host;   /* host name or literal address (no brackets); SNI when a name */
-    uint16_t port;     /* default 443 (https) / 80 (http) */
-    bool tls;          /* https; plain http:// is accepted only for a loopback host */
-    char *base_path;   /* "" or "/base" (no trailing slash); prefixed to the API path */
+    char *url;       /* as written */
+    char *host;      /* host name or literal address (no brackets); SNI when a name */
+    uint16_t port;   /* default 443 (https) / 80 (http) */
+    bool tls;        /* https; plain http:// is accepted only for a loopback host */
+    char *base_path; /* "" or "/base" (no trailing slash); prefixed to the API path */
     char region[CONFIG_GW_REGION_MAX]; /* "" = not pinned to any region */
     int line;
 } config_gw_endpoint_t;
 
 typedef struct config_gw_provider {
-    char *name;        /* path prefix /<name>/... and x-llm-provider value */
-    int vendor;        /* llm_vendor_t: which API it speaks (type:, default from name) */
-    char *key_ref;     /* "env:NAME" / "file:PATH", or NULL: calls are refused (503) */
-    char *key;         /* the key read from key_ref at load (wiped on free), or NULL */
+    char *name;    /* path prefix /<name>/... and x-llm-provider value */
+    int vendor;    /* llm_vendor_t: which API it speaks (type:, default from name) */
+    char *key_ref; /* "env:NAME" / "file:PATH", or NULL: calls are refused (503) */
+    char *key;     /* the key read from key_ref at load (wiped on free), or NULL */
     size_t key_len;
     config_gw_endpoint_t endpoints[CONFIG_GW_MAX_ENDPOINTS];
     size_t nendpoints; /* >= 1 */
@@ -134,39 +134,39 @@ typedef struct config_gw_provider {
 
 /* What a workspace group may do through the gateway. */
 typedef struct config_gw_group {
-    char *name;        /* a workspace group */
-    char **providers;  /* provider names allowed; NULL/0 = every provider */
+    char *name;       /* a workspace group */
+    char **providers; /* provider names allowed; NULL/0 = every provider */
     size_t nproviders;
-    char **models;     /* glob patterns ('*' any run, '?' one char), case-sensitive;
-                          NULL/0 = every model */
+    char **models; /* glob patterns ('*' any run, '?' one char), case-sensitive;
+                      NULL/0 = every model */
     size_t nmodels;
     char region[CONFIG_GW_REGION_MAX]; /* "" = any; else only endpoints of this region */
     int line;
 } config_gw_group_t;
 
 typedef struct config_gateway {
-    bool enabled;           /* the file has a gateway section (or listeners.gateway) */
-    config_listen_t listen; /* default 127.0.0.1:8080 */
+    bool enabled;              /* the file has a gateway section (or listeners.gateway) */
+    config_listen_t listen;    /* default 127.0.0.1:8080 */
     config_listen_t ext_authz; /* default 127.0.0.1:8081; enabled only when listed */
     /* listener TLS: off when cert is NULL */
     char *tls_cert, *tls_key;
-    int tls_min_version;    /* 0x0303 (TLS 1.2) or 0x0304 (TLS 1.3); default 1.3 */
-    char *tls_client_ca;    /* mTLS: client certs required, verified against this CA;
-                               the certificate's subject CN names the workspace */
+    int tls_min_version;     /* 0x0303 (TLS 1.2) or 0x0304 (TLS 1.3); default 1.3 */
+    char *tls_client_ca;     /* mTLS: client certs required, verified against this CA;
+                                the certificate's subject CN names the workspace */
     uint64_t max_body_bytes; /* request body limit, default 10 MiB; 413 above */
     /* upstream */
-    char *ca_file;          /* CA bundle for provider certificates; NULL = system default */
+    char *ca_file;                  /* CA bundle for provider certificates; NULL = system default */
     uint64_t connect_timeout_ms;    /* 10 s */
     uint64_t first_byte_timeout_ms; /* 120 s: request sent -> response head */
     uint64_t idle_timeout_ms;       /* 300 s: no byte from upstream while streaming */
     size_t pool_size;               /* idle upstream connections kept per endpoint per worker; 16 */
     /* content filter */
-    bool block_secrets;             /* true: secret findings block (403); false: alert */
-    gw_pii_mode_t pii;              /* redact (default) | block | allow (alert only) */
-    bool block_restricted_files;    /* true (default): path findings and attached
-                                       file names matching a path rule block */
-    uint64_t max_prompt_tokens;     /* default 128000; 0 = no limit */
-    gw_log_prompts_t log_prompts;   /* metadata_only (default) | full */
+    bool block_secrets;           /* true: secret findings block (403); false: alert */
+    gw_pii_mode_t pii;            /* redact (default) | block | allow (alert only) */
+    bool block_restricted_files;  /* true (default): path findings and attached
+                                     file names matching a path rule block */
+    uint64_t max_prompt_tokens;   /* default 128000; 0 = no limit */
+    gw_log_prompts_t log_prompts; /* metadata_only (default) | full */
     config_gw_provider_t *providers;
     size_t nproviders;
     config_gw_group_t *groups;

@@ -91,11 +91,11 @@ static void release_compiler_pages(void)
     if (!f) return;
     char line[512];
     while (fgets(line, sizeof line, f)) {
-        unsigned long lo, hi;
+        void *lo, *hi;
         char perms[8];
-        if (sscanf(line, "%lx-%lx %7s", &lo, &hi, perms) != 3) continue;
+        if (sscanf(line, "%p-%p %7s", &lo, &hi, perms) != 3) continue;
         if (!strstr(line, "libhs") || perms[2] != 'x') continue;
-        madvise((void *)lo, hi - lo, MADV_PAGEOUT);
+        madvise(lo, (size_t)((char *)hi - (char *)lo), MADV_PAGEOUT);
     }
     fclose(f);
 #endif

@@ -105,6 +105,7 @@ struct gw_conn {
     size_t rbody_len, rbody_cap;
     bool rbody_over;
     bool client_aborted;
+    bool client_gone; /* a write to the client failed: end the call at the next safe point */
     const char *fail_reason;
     char upstream[300];
     uint64_t bytes_up, bytes_down;
@@ -384,19 +385,20 @@ static void conn_send_body(gw_conn_t *c, const char *data, size_t len, bool last
         c->resp_head = NULL;
         c->t_head_sent_ns = clock_mono_ns();
     }
-    if (rc < 0) {
-        c->client_aborted = c->state == C_CALL;
-        conn_close(c);
-    }
+    /* not closed here: this may run inside llm_relay_feed/finish, which
+     * must return before the relay is freed */
+    if (rc < 0) c->client_gone = true;
 }
 
 static int relay_emit(const char *data, size_t len, void *ctx)
 {
     gw_conn_t *c = ctx;
-    if (c->state == C_CLOSING) return 1;
+    if (c->state == C_CLOSING || c->client_gone) return 1;
     conn_send_body(c, data, len, false);
-    return c->state == C_CLOSING ? 1 : 0;
+    return c->client_gone ? 1 : 0;
 }
+
+static void conn_gone(gw_conn_t *c);
 
 /* "name: value\r\n" at h + n (the caller sized h for every header of the
  * message plus 4 bytes each); returns the new length. */
@@ -461,7 +463,7 @@ static void up_on_head(void *ctx, const http_msg_t *resp)
         if (resp_header_dropped(name, hd->name.len)) continue;
         n = put_header(h, n, cap, name, hd->name.len, http_ptr(resp, hd->value), hd->value.len);
     }
-    if (c->resp_chunked)
+    if (c->resp_chunked || !cl)
         n += (size_t)snprintf(h + n, cap - n, "Transfer-Encoding: chunked\r\n");
     else
         n += (size_t)snprintf(h + n, cap - n, "Content-Length: %.*s\r\n", (int)cl->value.len,
@@ -473,6 +475,7 @@ static void up_on_head(void *ctx, const http_msg_t *resp)
     /* an event stream shows its head at once; other heads wait for the
      * first body bytes (usually in the same read) and leave with them */
     if (c->sse) conn_send_body(c, NULL, 0, false);
+    if (c->client_gone) conn_gone(c);
 }
 
 static void up_on_body(void *ctx, const char *data, size_t len)
@@ -508,6 +511,10 @@ static void up_on_body(void *ctx, const char *data, size_t len)
             }
         }
     }
+    if (c->client_gone) {
+        conn_gone(c);
+        return;
+    }
     if (c->state == C_CALL && c->up && c->io.high) gw_up_pause(c->up, true);
 }
 
@@ -517,6 +524,10 @@ static void up_on_done(void *ctx)
     c->up = NULL;
     if (c->relay_init) llm_relay_finish(&c->relay);
     conn_send_body(c, NULL, 0, true);
+    if (c->client_gone) {
+        conn_gone(c);
+        return;
+    }
     c->resp_done = true;
     call_end(c);
     if (c->state == C_CLOSING) return;
@@ -656,8 +667,8 @@ static void ext_authz_allow(gw_conn_t *c)
     if (k->cred_header && strcasecmp(k->cred_header, keyname) != 0)
         n += (size_t)snprintf(extra + n, sizeof extra - n, "x-envoy-auth-headers-to-remove: %s\r\n",
                               k->cred_header);
-    n += (size_t)snprintf(extra + n, sizeof extra - n, "%s: %s\r\nx-cdeguard-workspace: %s\r\n",
-                          keyname, keyhdr, k->ws->id);
+    snprintf(extra + n, sizeof extra - n, "%s: %s\r\nx-cdeguard-workspace: %s\r\n", keyname, keyhdr,
+             k->ws->id);
     OPENSSL_cleanse(keyhdr, sizeof keyhdr);
     c->status = 200;
     conn_respond(c, 200, extra, NULL, "", 0);
@@ -956,8 +967,7 @@ static void conn_gone(gw_conn_t *c)
         c->client_aborted = true;
         if (c->up) gw_up_abort(c->up);
         c->up = NULL;
-        if (c->relay_init) llm_relay_finish(&c->relay);
-        call_end(c);
+        call_end(c); /* the usage so far: nothing more goes to this client */
     }
     conn_close(c);
 }
@@ -1029,7 +1039,6 @@ static void conn_close(gw_conn_t *c)
             gw_up_abort(c->up);
             c->up = NULL;
         }
-        if (c->relay_init) llm_relay_finish(&c->relay);
         c->state = C_CLOSING;
         call_end(c);
     }

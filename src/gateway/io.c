@@ -26,12 +26,19 @@ typedef struct io_wreq {
 
 static void io_flush_tls(gw_io_t *io);
 
+/* Socket reads land in one buffer per thread (each worker runs one loop):
+ * libuv calls alloc and read back to back and never nests read callbacks,
+ * and whatever a callback keeps is copied (the HTTP head into its arena, a
+ * body into its buffer, ciphertext into the TLS BIO), so connections need
+ * no read buffer of their own. */
+static _Thread_local char io_rbuf[GW_IO_BUF];
+
 static void io_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
+    (void)h;
     (void)suggested;
-    gw_io_t *io = h->data;
-    buf->base = io->rbuf;
-    buf->len = io->rbuf ? GW_IO_BUF : 0;
+    buf->base = io_rbuf;
+    buf->len = sizeof io_rbuf;
 }
 
 static void io_error(gw_io_t *io, gw_io_err_t kind, const char *why)
@@ -167,11 +174,11 @@ static void io_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     }
     if (!io->tls) {
         io->in_cb++;
-        io->cbs->on_data(io, io->rbuf, (size_t)nread);
+        io->cbs->on_data(io, io_rbuf, (size_t)nread);
         io->in_cb--;
         return;
     }
-    if (tlsio_feed(io->tls, io->rbuf, (size_t)nread) < 0) {
+    if (tlsio_feed(io->tls, io_rbuf, (size_t)nread) < 0) {
         io_error(io, GW_IO_ERR_TLS, "out of memory");
         return;
     }
@@ -234,9 +241,8 @@ void gw_io_read_stop(gw_io_t *io)
 
 static int io_bufs(gw_io_t *io, bool tls)
 {
-    io->rbuf = malloc(GW_IO_BUF);
     io->plain = tls ? malloc(GW_IO_BUF) : NULL;
-    return io->rbuf && (!tls || io->plain) ? 0 : -1;
+    return !tls || io->plain ? 0 : -1;
 }
 
 int gw_io_accepted(gw_io_t *io, SSL_CTX *tls_ctx, const gw_io_cbs_t *cbs, void *owner)
@@ -301,7 +307,6 @@ int gw_io_connect(gw_io_t *io, uv_loop_t *loop, const struct sockaddr *addr, SSL
     return 0;
 fail:
     tlsio_free(io->tls);
-    free(io->rbuf);
     free(io->plain);
     memset(io, 0, sizeof *io);
     return -1;
@@ -352,9 +357,8 @@ static void io_closed(uv_handle_t *h)
     gw_io_t *io = h->data;
     tlsio_free(io->tls);
     io->tls = NULL;
-    free(io->rbuf);
     free(io->plain);
-    io->rbuf = io->plain = NULL;
+    io->plain = NULL;
     io->cbs->on_closed(io);
 }
 

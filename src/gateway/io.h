@@ -14,7 +14,8 @@
  * Writes are copied (or encrypted) into heap buffers and queued; `queued`
  * counts the bytes not yet handed to the kernel, which owners use for
  * back-pressure (stop reading the source above a high-water mark, resume in
- * on_drain).  Reads use one buffer of GW_IO_BUF bytes per connection.
+ * on_drain).  Socket reads share one GW_IO_BUF buffer per thread; a TLS
+ * connection has its own buffer for decrypted bytes.
  */
 #ifndef CDEGUARD_GATEWAY_IO_H
 #define CDEGUARD_GATEWAY_IO_H
@@ -53,7 +54,6 @@ struct gw_io {
     tlsio_t *tls;
     const gw_io_cbs_t *cbs;
     void *owner;
-    char *rbuf;    /* socket reads */
     char *plain;   /* decrypted bytes (TLS only) */
     size_t queued; /* bytes written but not yet flushed to the kernel */
     bool reading, want_read, closing, ready, eof, high;
