@@ -17,6 +17,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/crypto.h>
+
 #include "gateway/io.h"
 #include "net/ipaddr.h"
 
@@ -74,6 +76,7 @@ static void up_release(gw_up_t *u)
     if (--u->handles > 0) return;
     gw_pool_t *p = u->pool;
     http_msg_free(&u->resp);
+    if (u->head) OPENSSL_cleanse(u->head, u->head_len); /* it carries the provider key */
     free(u->head);
     free(u);
     if (--p->live == 0 && p->freeing) free(p);
@@ -385,6 +388,7 @@ gw_up_t *gw_up_request(gw_pool_t *p, const config_gw_endpoint_t *ep, const char 
     }
     memcpy(hcopy, head, head_len);
     if (u) {
+        if (u->head) OPENSSL_cleanse(u->head, u->head_len);
         free(u->head);
         u->head = hcopy;
         u->head_len = head_len;

@@ -20,7 +20,9 @@
  *
  * Memory: the pool owns its idle connections; a connection in use belongs
  * to its request until on_done / on_fail / gw_up_abort.  The request head
- * is copied; the body is borrowed and must live until one of those.
+ * is copied (it carries the provider key: the copy is wiped when it is
+ * replaced or freed); the body is borrowed and must live until one of
+ * those.
  */
 #ifndef CDEGUARD_GATEWAY_UPSTREAM_H
 #define CDEGUARD_GATEWAY_UPSTREAM_H
