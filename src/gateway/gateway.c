@@ -651,6 +651,23 @@ static void conn_answer_refusal(gw_conn_t *c)
     conn_respond(c, c->call.status, extra, "application/json", body, n > 0 ? (size_t)n : 0);
 }
 
+/* A call the gateway itself cannot carry out after it was allowed. */
+static void conn_call_refuse(gw_conn_t *c, int status, const char *reason, const char *msg,
+                             bool close)
+{
+    c->call.status = status;
+    c->call.reason = reason;
+    c->call.decision = GW_DEC_DENY;
+    snprintf(c->call.message, sizeof c->call.message, "%s", msg);
+    if (close) c->close_after = true;
+    conn_answer_refusal(c);
+    call_end(c);
+    if (close)
+        conn_close(c);
+    else if (c->state != C_CLOSING)
+        conn_next_request(c);
+}
+
 static void ext_authz_allow(gw_conn_t *c)
 {
     const gw_call_t *k = &c->call;
@@ -729,33 +746,17 @@ static void conn_call(gw_conn_t *c)
     }
     const config_gw_endpoint_t *ep = c->call.endpoint;
     if (!ep->tls && !is_loopback_host(ep->host)) { /* config validation makes this impossible */
-        c->call.status = 500;
-        c->call.reason = "cdeguard_internal";
-        snprintf(c->call.message, sizeof c->call.message, "plain HTTP upstream refused");
-        conn_answer_refusal(c);
-        call_end(c);
-        if (c->state != C_CLOSING) conn_next_request(c);
+        conn_call_refuse(c, 500, "cdeguard_internal", "plain HTTP upstream refused", false);
         return;
     }
     if (!gw->pool) {
-        c->call.status = 503;
-        c->call.reason = "cdeguard_shutting_down";
-        snprintf(c->call.message, sizeof c->call.message, "the gateway is shutting down");
-        c->close_after = true;
-        conn_answer_refusal(c);
-        call_end(c);
-        conn_close(c);
+        conn_call_refuse(c, 503, "cdeguard_shutting_down", "the gateway is shutting down", true);
         return;
     }
     size_t hl = 0;
     char *head = build_upstream_head(c, &hl);
     if (!head) {
-        c->call.status = 500;
-        c->call.reason = "cdeguard_internal";
-        snprintf(c->call.message, sizeof c->call.message, "cannot build the upstream request");
-        conn_answer_refusal(c);
-        call_end(c);
-        if (c->state != C_CLOSING) conn_next_request(c);
+        conn_call_refuse(c, 500, "cdeguard_internal", "cannot build the upstream request", false);
         return;
     }
     snprintf(c->upstream, sizeof c->upstream, strchr(ep->host, ':') ? "[%s]:%u" : "%s:%u", ep->host,

@@ -363,6 +363,23 @@ static void up_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
     up_release(u); /* the gai reference */
 }
 
+/* The request a connection carries now (the head copy is owned; an
+ * earlier one is wiped: it carries the provider key). */
+static void up_set_request(gw_up_t *u, char *head, size_t head_len, const char *body,
+                           size_t body_len, const gw_up_opts_t *o, const gw_up_cbs_t *cbs,
+                           void *ctx)
+{
+    if (u->head) OPENSSL_cleanse(u->head, u->head_len);
+    free(u->head);
+    u->head = head;
+    u->head_len = head_len;
+    u->body = body;
+    u->body_len = body_len;
+    u->opts = *o;
+    u->cbs = cbs;
+    u->ctx = ctx;
+}
+
 static gw_up_t *pool_take(gw_pool_t *p, const char *key)
 {
     for (gw_up_t *u = p->idle; u; u = u->next) {
@@ -388,15 +405,7 @@ gw_up_t *gw_up_request(gw_pool_t *p, const config_gw_endpoint_t *ep, const char 
     }
     memcpy(hcopy, head, head_len);
     if (u) {
-        if (u->head) OPENSSL_cleanse(u->head, u->head_len);
-        free(u->head);
-        u->head = hcopy;
-        u->head_len = head_len;
-        u->body = body;
-        u->body_len = body_len;
-        u->opts = *o;
-        u->cbs = cbs;
-        u->ctx = ctx;
+        up_set_request(u, hcopy, head_len, body, body_len, o, cbs, ctx);
         u->reused = true;
         if (up_send(u) < 0) {
             /* a pooled connection that cannot take the write: start afresh */
@@ -423,13 +432,7 @@ gw_up_t *gw_up_request(gw_pool_t *p, const config_gw_endpoint_t *ep, const char 
     u->tls = ep->tls;
     snprintf(u->peer, sizeof u->peer, strchr(ep->host, ':') ? "[%s]:%u" : "%s:%u", ep->host,
              ep->port);
-    u->head = hcopy;
-    u->head_len = head_len;
-    u->body = body;
-    u->body_len = body_len;
-    u->opts = *o;
-    u->cbs = cbs;
-    u->ctx = ctx;
+    up_set_request(u, hcopy, head_len, body, body_len, o, cbs, ctx);
     if (http_msg_init(&u->resp, HTTP_RESPONSE, o->max_head ? o->max_head : 65536) < 0) {
         free(hcopy);
         free(u);

@@ -167,6 +167,25 @@ static bool query_alt_sse(const char *q)
     return false;
 }
 
+/* Method, target and length checks common to both entry points; *q gets
+ * the query ("?..." or NULL) and *plen the length of the path before it. */
+static int route_check(const char *method, const char *target, const char **q, size_t *plen,
+                       int *status, char *msg, size_t msglen)
+{
+    if (!target || target[0] != '/')
+        return route_fail(status, 400, msg, msglen, "the request target must be a path");
+    if (!method || strcmp(method, "POST") != 0)
+        return route_fail(status, 405, msg, msglen,
+                          "method %.16s not allowed: the gateway's endpoints take POST",
+                          method ? method : "(none)");
+    *q = strchr(target, '?');
+    *plen = *q ? (size_t)(*q - target) : strlen(target);
+    if (*plen + (*q ? strlen(*q) : 0) >= LLM_ROUTE_MAX_PATH)
+        return route_fail(status, 400, msg, msglen, "request path too long (at most %d bytes)",
+                          LLM_ROUTE_MAX_PATH - 1);
+    return 0;
+}
+
 /* The provider is chosen: p[0..n) is its own path, q the query ("?..."
  * or NULL). */
 static int route_endpoint(llm_vendor_t v, const char *p, size_t n, const char *q, llm_route_t *out,
@@ -194,17 +213,9 @@ int llm_route(const char *method, const char *target, const char *provider_heade
               int *status, char *msg, size_t msglen)
 {
     memset(out, 0, sizeof *out);
-    if (!target || target[0] != '/')
-        return route_fail(status, 400, msg, msglen, "the request target must be a path");
-    if (!method || strcmp(method, "POST") != 0)
-        return route_fail(status, 405, msg, msglen,
-                          "method %.16s not allowed: the gateway's endpoints take POST",
-                          method ? method : "(none)");
-    const char *q = strchr(target, '?');
-    size_t plen = q ? (size_t)(q - target) : strlen(target);
-    if (plen + (q ? strlen(q) : 0) >= LLM_ROUTE_MAX_PATH)
-        return route_fail(status, 400, msg, msglen, "request path too long (at most %d bytes)",
-                          LLM_ROUTE_MAX_PATH - 1);
+    const char *q = NULL;
+    size_t plen = 0;
+    if (route_check(method, target, &q, &plen, status, msg, msglen) < 0) return -1;
 
     /* the vendor: the header, else the first segment */
     const char *p = target;
@@ -246,16 +257,8 @@ int llm_route_vendor(const char *method, llm_vendor_t v, const char *target, llm
     memset(out, 0, sizeof *out);
     if ((unsigned)v >= LLM_VENDOR_COUNT)
         return route_fail(status, 500, msg, msglen, "no such provider type");
-    if (!target || target[0] != '/')
-        return route_fail(status, 400, msg, msglen, "the request target must be a path");
-    if (!method || strcmp(method, "POST") != 0)
-        return route_fail(status, 405, msg, msglen,
-                          "method %.16s not allowed: the gateway's endpoints take POST",
-                          method ? method : "(none)");
-    const char *q = strchr(target, '?');
-    size_t plen = q ? (size_t)(q - target) : strlen(target);
-    if (plen + (q ? strlen(q) : 0) >= LLM_ROUTE_MAX_PATH)
-        return route_fail(status, 400, msg, msglen, "request path too long (at most %d bytes)",
-                          LLM_ROUTE_MAX_PATH - 1);
+    const char *q = NULL;
+    size_t plen = 0;
+    if (route_check(method, target, &q, &plen, status, msg, msglen) < 0) return -1;
     return route_endpoint(v, target, plen, q, out, status, msg, msglen);
 }
