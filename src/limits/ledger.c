@@ -71,7 +71,7 @@ lim_ledger_t *lim_ledger_new(void)
     lim_ledger_t *l = calloc(1, sizeof *l);
     if (!l) return NULL;
     l->nbuckets = 64;
-    l->buckets = calloc(l->nbuckets, sizeof *l->buckets);
+    l->buckets = calloc(l->nbuckets, sizeof(counter_t *));
     if (!l->buckets) {
         free(l);
         return NULL;
@@ -110,7 +110,7 @@ static counter_t *find(lim_ledger_t *l, const char *scope, lim_metric_t m, lim_p
 static void grow(lim_ledger_t *l)
 {
     size_t nb = l->nbuckets * 2;
-    counter_t **b = calloc(nb, sizeof *b);
+    counter_t **b = calloc(nb, sizeof(counter_t *));
     if (!b) return; /* keep the longer chains */
     for (size_t i = 0; i < l->nbuckets; i++) {
         counter_t *c = l->buckets[i];
