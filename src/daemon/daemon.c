@@ -33,6 +33,7 @@
 #include "daemon/worker.h"
 #include "egress/egress.h"
 #include "gateway/gateway.h"
+#include "inspect/inspect.h"
 #include "metrics/metrics.h"
 #include "net/ipaddr.h"
 
@@ -277,6 +278,7 @@ int daemon_serve(const char *config_path, int workers_override)
     config_errors_t errs = {0};
     memset(&D, 0, sizeof D);
     D.path = config_path;
+    inspect_compile_in_child(true);
     D.cfg = config_load(config_path, &errs);
     if (!D.cfg) {
         for (size_t i = 0; i < errs.n; i++)

@@ -63,7 +63,7 @@ typedef struct gw_worker {
     gw_pool_t *pool; /* NULL once draining */
     gw_conn_t *conns;
     inspect_scratch_t *scratch;
-    const inspect_engine_t *scratch_engine;
+    config_t *scratch_cfg; /* reference: keeps the engine the scratch was made for */
 } gw_worker_t;
 
 typedef enum { C_HEAD, C_BODY, C_CALL, C_CLOSING } conn_state_t;
@@ -628,13 +628,20 @@ static char *build_upstream_head(gw_conn_t *c, size_t *len)
     return h;
 }
 
-static void ensure_scratch(gw_worker_t *gw, const config_t *cfg)
+/* The worker's inspection scratch for cfg's engine.  A scratch refers to
+ * its engine, which a reload frees with its config: the worker holds a
+ * reference to that config until the scratch is replaced. */
+static void ensure_scratch(gw_worker_t *gw, config_t *cfg)
 {
     const inspect_engine_t *e = cfg->inspect.engine;
-    if (gw->scratch && gw->scratch_engine == e) return;
+    if (gw->scratch && gw->scratch_cfg && gw->scratch_cfg->inspect.engine == e) return;
     inspect_scratch_free(gw->scratch);
-    gw->scratch = e ? inspect_scratch_new(e) : NULL;
-    gw->scratch_engine = gw->scratch ? e : NULL;
+    gw->scratch = NULL;
+    if (gw->scratch_cfg) config_unref(gw->scratch_cfg);
+    gw->scratch_cfg = NULL;
+    if (!e) return;
+    gw->scratch = inspect_scratch_new(e);
+    if (gw->scratch) gw->scratch_cfg = config_ref(cfg);
 }
 
 static void conn_answer_refusal(gw_conn_t *c)
@@ -1189,6 +1196,7 @@ void gateway_stop(worker_t *w)
     if (!gw) return;
     if (gw->pool) gw_pool_free(gw->pool);
     inspect_scratch_free(gw->scratch);
+    if (gw->scratch_cfg) config_unref(gw->scratch_cfg);
     free(gw);
     w->gw = NULL;
 }

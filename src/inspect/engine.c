@@ -25,6 +25,8 @@
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include "inspect/inspect.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <fnmatch.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -35,6 +37,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <yaml.h>
 
 #include "inspect/gate.h"
@@ -484,6 +488,119 @@ static void engine_drop_dbs(inspect_engine_t *e)
     gate_init(&e->gate);
 }
 
+/* ---- compiling the database, optionally in a child process ---- */
+
+static bool compile_isolated;
+
+void inspect_compile_in_child(bool on)
+{
+    compile_isolated = on;
+}
+
+static int write_all(int fd, const void *p, size_t n)
+{
+    const char *c = p;
+    while (n > 0) {
+        ssize_t w = write(fd, c, n);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) return -1;
+        c += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+static int read_all(int fd, void *p, size_t n)
+{
+    char *c = p;
+    while (n > 0) {
+        ssize_t r = read(fd, c, n);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) return -1;
+        c += r;
+        n -= (size_t)r;
+    }
+    return 0;
+}
+
+typedef struct compile_reply {
+    int32_t ok;   /* 1: a serialized database follows; 0: an error message */
+    int32_t expr; /* failing expression, or -1 */
+    uint64_t len;
+} compile_reply_t;
+
+#define COMPILE_REPLY_MAX ((uint64_t)1 << 30)
+
+/* hs_compile_multi, in this process or (inspect_compile_in_child) in a
+ * forked child that sends the serialized database back through a pipe, so
+ * the compiler's transient memory never counts against the daemon.  0 ok;
+ * -1 with *bad_expr and msg. */
+static int compile_db(const char *const *exprs, const unsigned *flags, const unsigned *ids,
+                      unsigned n, hs_database_t **db, int *bad_expr, char *msg, size_t msglen)
+{
+    hs_compile_error_t *ce = NULL;
+    if (!compile_isolated) {
+        if (hs_compile_multi(exprs, flags, ids, n, HS_MODE_BLOCK, NULL, db, &ce) == HS_SUCCESS)
+            return 0;
+        *bad_expr = ce ? ce->expression : -1;
+        snprintf(msg, msglen, "%s", ce ? ce->message : "compile failed");
+        hs_free_compile_error(ce);
+        return -1;
+    }
+    int pfd[2];
+    if (pipe2(pfd, O_CLOEXEC) < 0) {
+        snprintf(msg, msglen, "pipe: %s", strerror(errno));
+        return -1;
+    }
+    pid_t pid = fork();
+    if (pid < 0) {
+        snprintf(msg, msglen, "fork: %s", strerror(errno));
+        close(pfd[0]);
+        close(pfd[1]);
+        return -1;
+    }
+    if (pid == 0) { /* child: compile, reply, exit without running atexit handlers */
+        close(pfd[0]);
+        hs_database_t *d = NULL;
+        compile_reply_t h = {0, -1, 0};
+        char *bytes = NULL;
+        size_t len = 0;
+        if (hs_compile_multi(exprs, flags, ids, n, HS_MODE_BLOCK, NULL, &d, &ce) == HS_SUCCESS &&
+            hs_serialize_database(d, &bytes, &len) == HS_SUCCESS) {
+            h.ok = 1;
+        } else {
+            h.expr = ce ? ce->expression : -1;
+            bytes = (char *)(ce ? ce->message : "compile failed");
+            len = strlen(bytes);
+        }
+        h.len = len;
+        int rc = write_all(pfd[1], &h, sizeof h) == 0 && write_all(pfd[1], bytes, len) == 0;
+        _exit(rc ? 0 : 1);
+    }
+    close(pfd[1]);
+    compile_reply_t h;
+    char *bytes = NULL;
+    int rc = -1;
+    if (read_all(pfd[0], &h, sizeof h) < 0 || h.len > COMPILE_REPLY_MAX ||
+        !(bytes = malloc(h.len + 1)) || read_all(pfd[0], bytes, h.len) < 0) {
+        snprintf(msg, msglen, "the rule compiler process failed");
+    } else if (!h.ok) {
+        bytes[h.len] = '\0';
+        *bad_expr = h.expr;
+        snprintf(msg, msglen, "%s", bytes);
+    } else if (hs_deserialize_database(bytes, h.len, db) != HS_SUCCESS) {
+        snprintf(msg, msglen, "cannot load the compiled rules");
+    } else {
+        rc = 0;
+    }
+    free(bytes);
+    close(pfd[0]);
+    int st;
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+    }
+    return rc;
+}
+
 /* Window half-width: the longest match the rule can have (capped). */
 static int rule_width(rule_t *r, char *err, size_t errlen)
 {
@@ -558,7 +675,6 @@ static int engine_compile(inspect_engine_t *e, char *err, size_t errlen)
     e->db_ids = calloc(n + 1, sizeof *e->db_ids);
     e->gated = calloc(ng + 1, sizeof *e->gated);
     int rc = -1;
-    hs_compile_error_t *ce = NULL;
     if (!exprs || !owned || !flags || !ids || !e->db_ids || !e->gated) goto out;
     size_t k = 0;
     for (size_t i = 0; i < e->nrules; i++) {
@@ -607,15 +723,16 @@ static int engine_compile(inspect_engine_t *e, char *err, size_t errlen)
         ids[k] = (unsigned)k;
         e->db_ids[k++] = DB_TEXTPATH_TRIGGER;
     }
-    if (k && hs_compile_multi(exprs, flags, ids, (unsigned)k, HS_MODE_BLOCK, NULL, &e->db, &ce) !=
-                 HS_SUCCESS) {
-        int bad = ce && ce->expression >= 0 && e->db_ids[ce->expression] != DB_TEXTPATH_TRIGGER
-                      ? (int)e->db_ids[ce->expression]
-                      : -1;
+    int bad_expr = -1;
+    char cmsg[256] = "";
+    if (k && compile_db(exprs, flags, ids, (unsigned)k, &e->db, &bad_expr, cmsg, sizeof cmsg) < 0) {
+        int bad =
+            bad_expr >= 0 && (size_t)bad_expr < k && e->db_ids[bad_expr] != DB_TEXTPATH_TRIGGER
+                ? (int)e->db_ids[bad_expr]
+                : -1;
         const rule_t *br = bad >= 0 ? &e->rules[bad] : NULL;
         snprintf(err, errlen, "%s:%zu: rule '%s': Vectorscan: %s", br && br->file ? br->file : "?",
-                 br ? br->line : 0, br ? br->id : "?", ce ? ce->message : "compile failed");
-        hs_free_compile_error(ce);
+                 br ? br->line : 0, br ? br->id : "?", cmsg[0] ? cmsg : "compile failed");
         goto out;
     }
     e->ndb = k;

@@ -61,6 +61,10 @@ extern const inspect_rules_blob_t inspect_builtin_rules[];
 int inspect_engine_load_with(const inspect_rules_blob_t *blobs, const char *const *paths,
                              inspect_engine_t **out, char *err, size_t errlen);
 void inspect_engine_free(inspect_engine_t *e);
+/* Compile rule databases in a forked child process from now on (the
+ * daemon: the compiler's transient memory then never counts against the
+ * long-running process).  Off by default. */
+void inspect_compile_in_child(bool on);
 size_t inspect_rule_count(const inspect_engine_t *e);
 const char *inspect_rule_id(const inspect_engine_t *e, int rule);
 const char *inspect_rule_description(const inspect_engine_t *e, int rule); /* "" if none */

@@ -1688,3 +1688,27 @@ def test_content_knobs_variant(daemon_factory, mock, gw_pki):
     assert r.status == 503, r
     assert_shape("openai", r.body, 503)
     assert mock.since(m0) == []
+
+
+# =========================================================================== reload
+
+
+def test_reload_applies_new_rules_and_keeps_serving(daemon_factory, mock, gw_pki):
+    """SIGHUP between calls: the new content knobs apply to the next calls, each worker's
+    inspection scratch follows the new rules engine (the old one is freed with the old
+    config), and nothing else is disturbed.  Several reloads, calls on every worker."""
+    d = daemon_factory("gwreload")
+    text = gateway_config(d, mock, gw_pki)
+    d.start(text)
+    prompt = f"write to {EMAIL} please"
+    for _ in range(6):
+        r = gw_curl(d.gateway, "/openai/v1/chat/completions", chat_body(prompt=prompt))
+        assert r.status == 200, r  # pii: redact
+    blocked = text.replace('"pii": "redact"', '"pii": "block"').replace("pii: redact", "pii: block")
+    assert blocked != text, "the test config no longer spells pii: redact"
+    for cfg, want in ((blocked, 403), (text, 200), (blocked, 403)):
+        d.reload(cfg)
+        got = [gw_curl(d.gateway, "/openai/v1/chat/completions", chat_body(prompt=prompt)).status
+               for _ in range(6)]
+        assert got == [want] * 6, got
+        assert gw_curl(d.gateway, "/openai/v1/chat/completions", chat_body()).status == 200
