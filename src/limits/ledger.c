@@ -18,7 +18,7 @@ typedef struct counter {
     uint64_t hash;
     char *scope;
     lim_metric_t metric;
-    lim_period_t period;
+    lim_window_t period;
     int64_t start, end;
     uint64_t used, reserved;
     bool soft_fired;
@@ -42,19 +42,13 @@ struct lim_ledger {
 };
 
 static const char *const metric_names[LIM_METRICS] = {"requests", "tokens", "cost"};
-static const char *const period_names[LIM_WINDOWS] = {"minute", "day", "month"};
 
 const char *lim_metric_name(lim_metric_t m)
 {
     return (unsigned)m < LIM_METRICS ? metric_names[m] : "?";
 }
 
-const char *lim_period_name(lim_period_t p)
-{
-    return (unsigned)p < LIM_WINDOWS ? period_names[p] : "?";
-}
-
-static uint64_t key_hash(const char *scope, lim_metric_t m, lim_period_t p, int64_t start)
+static uint64_t key_hash(const char *scope, lim_metric_t m, lim_window_t p, int64_t start)
 {
     uint64_t h = 1469598103934665603ULL; /* FNV-1a */
     for (const unsigned char *s = (const unsigned char *)scope; *s; s++)
@@ -97,7 +91,7 @@ void lim_ledger_free(lim_ledger_t *l)
     free(l);
 }
 
-static counter_t *find(lim_ledger_t *l, const char *scope, lim_metric_t m, lim_period_t p,
+static counter_t *find(lim_ledger_t *l, const char *scope, lim_metric_t m, lim_window_t p,
                        int64_t start, uint64_t h)
 {
     for (counter_t *c = l->buckets[h % l->nbuckets]; c; c = c->next)
@@ -126,7 +120,7 @@ static void grow(lim_ledger_t *l)
     l->nbuckets = nb;
 }
 
-static counter_t *get(lim_ledger_t *l, const char *scope, lim_metric_t m, lim_period_t p,
+static counter_t *get(lim_ledger_t *l, const char *scope, lim_metric_t m, lim_window_t p,
                       int64_t start, int64_t end)
 {
     uint64_t h = key_hash(scope, m, p, start);
@@ -268,7 +262,7 @@ size_t lim_ledger_expire(lim_ledger_t *l, int64_t now)
     return dropped;
 }
 
-void lim_ledger_peek(lim_ledger_t *l, const char *scope, lim_metric_t metric, lim_period_t period,
+void lim_ledger_peek(lim_ledger_t *l, const char *scope, lim_metric_t metric, lim_window_t period,
                      int64_t window_start, uint64_t *used, uint64_t *reserved)
 {
     pthread_mutex_lock(&l->mu);

@@ -36,16 +36,17 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define LIM_WINDOWS 3 /* minute, day, month: indexes of lim_spans_t */
+#include "limits/window.h"
+
+#define LIM_WINDOWS 3 /* minute, day, month (lim_window_t): indexes of lim_spans_t */
 #define LIM_METRICS 3
 #define LIM_SCOPE_KEY_MAX 160
 
 typedef enum { LIM_REQUESTS = 0, LIM_TOKENS = 1, LIM_COST = 2 } lim_metric_t;
-typedef enum { LIM_MINUTE = 0, LIM_DAY = 1, LIM_MONTH = 2 } lim_period_t;
 
 typedef struct lim_rule {
     lim_metric_t metric;
-    lim_period_t period;
+    lim_window_t period;
     uint64_t max;      /* hard maximum in the window (> 0) */
     uint32_t soft_pct; /* 1..99, or 0 for none */
 } lim_rule_t;
@@ -68,7 +69,7 @@ typedef struct lim_spans {
 typedef struct lim_refusal {
     char scope[LIM_SCOPE_KEY_MAX];
     lim_metric_t metric;
-    lim_period_t period;
+    lim_window_t period;
     uint64_t max, used, reserved, wanted;
     int64_t retry_after; /* seconds until the window ends (>= 1) */
 } lim_refusal_t;
@@ -104,11 +105,10 @@ size_t lim_ledger_expire(lim_ledger_t *l, int64_t now);
 /* What a scope has used and reserved of a metric in the window of `period`
  * starting at window_start (0 and 0 when there is no counter).  For reports
  * and tests. */
-void lim_ledger_peek(lim_ledger_t *l, const char *scope, lim_metric_t metric, lim_period_t period,
+void lim_ledger_peek(lim_ledger_t *l, const char *scope, lim_metric_t metric, lim_window_t period,
                      int64_t window_start, uint64_t *used, uint64_t *reserved);
 size_t lim_ledger_counters(lim_ledger_t *l);
 
 const char *lim_metric_name(lim_metric_t m); /* "requests", "tokens", "cost" */
-const char *lim_period_name(lim_period_t p); /* "minute", "day", "month" */
 
 #endif

@@ -17,12 +17,12 @@
 static lim_spans_t spans_at(int64_t t)
 {
     lim_spans_t s;
-    s.start[LIM_MINUTE] = t - t % 60;
-    s.end[LIM_MINUTE] = s.start[LIM_MINUTE] + 60;
-    s.start[LIM_DAY] = t - t % 86400;
-    s.end[LIM_DAY] = s.start[LIM_DAY] + 86400;
-    s.start[LIM_MONTH] = 1000000; /* a fixed month for the tests */
-    s.end[LIM_MONTH] = 1000000 + 31 * 86400;
+    s.start[LIM_WIN_MINUTE] = t - t % 60;
+    s.end[LIM_WIN_MINUTE] = s.start[LIM_WIN_MINUTE] + 60;
+    s.start[LIM_WIN_DAY] = t - t % 86400;
+    s.end[LIM_WIN_DAY] = s.start[LIM_WIN_DAY] + 86400;
+    s.start[LIM_WIN_MONTH] = 1000000; /* a fixed month for the tests */
+    s.end[LIM_WIN_MONTH] = 1000000 + 31 * 86400;
     return s;
 }
 
@@ -36,7 +36,7 @@ static void test_request_rate(void **state)
 {
     (void)state;
     lim_ledger_t *l = lim_ledger_new();
-    lim_rule_t rpm = {LIM_REQUESTS, LIM_MINUTE, 3, 0};
+    lim_rule_t rpm = {LIM_REQUESTS, LIM_WIN_MINUTE, 3, 0};
     lim_scope_t ws = {"workspace:a", &rpm, 1};
     int64_t now = 1200000 + 15; /* 15 s into a minute */
     lim_spans_t sp = spans_at(now);
@@ -49,7 +49,7 @@ static void test_request_rate(void **state)
     assert_null(r[3]);
     assert_string_equal(why.scope, "workspace:a");
     assert_int_equal(why.metric, LIM_REQUESTS);
-    assert_int_equal(why.period, LIM_MINUTE);
+    assert_int_equal(why.period, LIM_WIN_MINUTE);
     assert_int_equal(why.max, 3);
     assert_int_equal(why.reserved, 3);
     assert_int_equal(why.retry_after, 45);
@@ -69,7 +69,7 @@ static void test_budget_reservations(void **state)
 {
     (void)state;
     lim_ledger_t *l = lim_ledger_new();
-    lim_rule_t day = {LIM_TOKENS, LIM_DAY, 100, 0};
+    lim_rule_t day = {LIM_TOKENS, LIM_WIN_DAY, 100, 0};
     lim_scope_t team = {"team:t", &day, 1};
     int64_t now = 5 * 86400 + 100;
     lim_spans_t sp = spans_at(now);
@@ -88,13 +88,13 @@ static void test_budget_reservations(void **state)
     lim_ledger_settle(l, a, &act, NULL, NULL);
     assert_int_equal(lim_ledger_reserve(l, &team, 1, &est, &sp, now, &b, NULL), LIM_OK);
     uint64_t used, resv;
-    lim_ledger_peek(l, "team:t", LIM_TOKENS, LIM_DAY, sp.start[LIM_DAY], &used, &resv);
+    lim_ledger_peek(l, "team:t", LIM_TOKENS, LIM_WIN_DAY, sp.start[LIM_WIN_DAY], &used, &resv);
     assert_int_equal(used, 30);
     assert_int_equal(resv, 60);
     /* a stream that used more than estimated is charged in full */
     act = amt(1, 75, 0);
     lim_ledger_settle(l, b, &act, NULL, NULL);
-    lim_ledger_peek(l, "team:t", LIM_TOKENS, LIM_DAY, sp.start[LIM_DAY], &used, &resv);
+    lim_ledger_peek(l, "team:t", LIM_TOKENS, LIM_WIN_DAY, sp.start[LIM_WIN_DAY], &used, &resv);
     assert_int_equal(used, 105);
     assert_int_equal(resv, 0);
     /* exhausted: even a zero estimate is refused */
@@ -107,8 +107,9 @@ static void test_all_or_nothing(void **state)
 {
     (void)state;
     lim_ledger_t *l = lim_ledger_new();
-    lim_rule_t ws_rules[] = {{LIM_REQUESTS, LIM_MINUTE, 100, 0}, {LIM_COST, LIM_MONTH, 1000, 0}};
-    lim_rule_t team_rule = {LIM_COST, LIM_MONTH, 500, 0};
+    lim_rule_t ws_rules[] = {{LIM_REQUESTS, LIM_WIN_MINUTE, 100, 0},
+                             {LIM_COST, LIM_WIN_MONTH, 1000, 0}};
+    lim_rule_t team_rule = {LIM_COST, LIM_WIN_MONTH, 500, 0};
     lim_scope_t scopes[] = {{"workspace:a", ws_rules, 2}, {"team:t", &team_rule, 1}};
     int64_t now = 2000000;
     lim_spans_t sp = spans_at(now);
@@ -119,16 +120,18 @@ static void test_all_or_nothing(void **state)
     assert_string_equal(why.scope, "team:t");
     assert_int_equal(why.metric, LIM_COST);
     uint64_t used, resv;
-    lim_ledger_peek(l, "workspace:a", LIM_COST, LIM_MONTH, sp.start[LIM_MONTH], &used, &resv);
+    lim_ledger_peek(l, "workspace:a", LIM_COST, LIM_WIN_MONTH, sp.start[LIM_WIN_MONTH], &used,
+                    &resv);
     assert_int_equal(resv, 0); /* nothing held where it passed */
-    lim_ledger_peek(l, "workspace:a", LIM_REQUESTS, LIM_MINUTE, sp.start[LIM_MINUTE], &used, &resv);
+    lim_ledger_peek(l, "workspace:a", LIM_REQUESTS, LIM_WIN_MINUTE, sp.start[LIM_WIN_MINUTE], &used,
+                    &resv);
     assert_int_equal(resv, 0);
     est = amt(1, 0, 400);
     assert_int_equal(lim_ledger_reserve(l, scopes, 2, &est, &sp, now, &r, NULL), LIM_OK);
-    lim_ledger_peek(l, "team:t", LIM_COST, LIM_MONTH, sp.start[LIM_MONTH], &used, &resv);
+    lim_ledger_peek(l, "team:t", LIM_COST, LIM_WIN_MONTH, sp.start[LIM_WIN_MONTH], &used, &resv);
     assert_int_equal(resv, 400);
     lim_ledger_settle(l, r, NULL, NULL, NULL); /* nothing used: all released */
-    lim_ledger_peek(l, "team:t", LIM_COST, LIM_MONTH, sp.start[LIM_MONTH], &used, &resv);
+    lim_ledger_peek(l, "team:t", LIM_COST, LIM_WIN_MONTH, sp.start[LIM_WIN_MONTH], &used, &resv);
     assert_int_equal(used + resv, 0);
     lim_ledger_free(l);
 }
@@ -154,7 +157,7 @@ static void test_soft_threshold_once(void **state)
 {
     (void)state;
     lim_ledger_t *l = lim_ledger_new();
-    lim_rule_t r = {LIM_TOKENS, LIM_DAY, 1000, 80};
+    lim_rule_t r = {LIM_TOKENS, LIM_WIN_DAY, 1000, 80};
     lim_scope_t s = {"project:p", &r, 1};
     int64_t now = 9 * 86400;
     lim_spans_t sp = spans_at(now);
@@ -191,7 +194,7 @@ static void test_expire(void **state)
 {
     (void)state;
     lim_ledger_t *l = lim_ledger_new();
-    lim_rule_t r = {LIM_REQUESTS, LIM_MINUTE, 10, 0};
+    lim_rule_t r = {LIM_REQUESTS, LIM_WIN_MINUTE, 10, 0};
     lim_amount_t one = amt(1, 0, 0);
     int64_t now = 3000000;
     lim_spans_t sp = spans_at(now);
@@ -208,13 +211,14 @@ static void test_expire(void **state)
             lim_ledger_settle(l, x, &one, NULL, NULL);
     }
     assert_int_equal(lim_ledger_counters(l), 200);
-    assert_int_equal(lim_ledger_expire(l, now), 0);                  /* window still open */
-    assert_int_equal(lim_ledger_expire(l, sp.end[LIM_MINUTE]), 199); /* one still reserved */
+    assert_int_equal(lim_ledger_expire(l, now), 0);                      /* window still open */
+    assert_int_equal(lim_ledger_expire(l, sp.end[LIM_WIN_MINUTE]), 199); /* one still reserved */
     uint64_t used, resv;
-    lim_ledger_peek(l, "workspace:7", LIM_REQUESTS, LIM_MINUTE, sp.start[LIM_MINUTE], &used, &resv);
+    lim_ledger_peek(l, "workspace:7", LIM_REQUESTS, LIM_WIN_MINUTE, sp.start[LIM_WIN_MINUTE], &used,
+                    &resv);
     assert_int_equal(resv, 1);
     lim_ledger_settle(l, held, &one, NULL, NULL);
-    assert_int_equal(lim_ledger_expire(l, sp.end[LIM_MINUTE]), 1);
+    assert_int_equal(lim_ledger_expire(l, sp.end[LIM_WIN_MINUTE]), 1);
     assert_int_equal(lim_ledger_counters(l), 0);
     lim_ledger_free(l);
 }
@@ -223,9 +227,9 @@ static void test_invalid(void **state)
 {
     (void)state;
     lim_ledger_t *l = lim_ledger_new();
-    lim_rule_t bad[] = {{LIM_TOKENS, LIM_DAY, 0, 0},
-                        {LIM_TOKENS, LIM_DAY, 5, 100},
-                        {(lim_metric_t)7, LIM_DAY, 5, 0}};
+    lim_rule_t bad[] = {{LIM_TOKENS, LIM_WIN_DAY, 0, 0},
+                        {LIM_TOKENS, LIM_WIN_DAY, 5, 100},
+                        {(lim_metric_t)7, LIM_WIN_DAY, 5, 0}};
     lim_spans_t sp = spans_at(100);
     lim_amount_t one = amt(1, 1, 1);
     for (size_t i = 0; i < 3; i++) {
@@ -236,7 +240,7 @@ static void test_invalid(void **state)
     }
     assert_int_equal(lim_ledger_counters(l), 0);
     assert_string_equal(lim_metric_name(LIM_COST), "cost");
-    assert_string_equal(lim_period_name(LIM_MONTH), "month");
+    assert_string_equal(lim_window_name(LIM_WIN_MONTH), "month");
     lim_ledger_free(l);
 }
 
@@ -250,7 +254,7 @@ typedef struct thr {
 static void *worker(void *arg)
 {
     thr_t *t = arg;
-    lim_rule_t r = {LIM_TOKENS, LIM_MONTH, 1000, 0};
+    lim_rule_t r = {LIM_TOKENS, LIM_WIN_MONTH, 1000, 0};
     lim_scope_t s = {"team:shared", &r, 1};
     lim_spans_t sp = spans_at(1000000);
     lim_amount_t one = amt(1, 1, 0);
@@ -281,7 +285,7 @@ static void test_concurrent_no_overspend(void **state)
     }
     assert_int_equal(ok, 1000);
     uint64_t used, resv;
-    lim_ledger_peek(l, "team:shared", LIM_TOKENS, LIM_MONTH, 1000000, &used, &resv);
+    lim_ledger_peek(l, "team:shared", LIM_TOKENS, LIM_WIN_MONTH, 1000000, &used, &resv);
     assert_int_equal(used, 1000);
     assert_int_equal(resv, 0);
     lim_ledger_free(l);
