@@ -123,12 +123,7 @@ static void conn_update_reading(conn_t *c);
 static void request_start_connect(conn_t *c);
 
 /* ------------------------------------------------------------------ */
-/* connection list, counters                                            */
-
-void egress_conn_count(worker_t *w, int delta)
-{
-    worker_conn_count(w, delta);
-}
+/* connection list                                                      */
 
 static void conn_link(conn_t *c)
 {
@@ -383,7 +378,7 @@ static void conn_release(conn_t *c)
     worker_t *w = c->w;
     conn_unlink(c);
     free(c);
-    egress_conn_count(w, -1);
+    worker_conn_count(w, -1);
 }
 
 /* Start closing: never frees; the last completion callback does (see
@@ -1435,7 +1430,7 @@ static void on_connection(uv_stream_t *server, int status)
     http_msg_init(&c->req, HTTP_REQUEST, w->cfg->max_header_bytes);
     http_msg_init(&c->resp, HTTP_RESPONSE, w->cfg->max_header_bytes);
     conn_link(c);
-    egress_conn_count(w, 1);
+    worker_conn_count(w, 1);
     if (uv_accept(server, (uv_stream_t *)&c->client) < 0) {
         conn_close(c);
         return;

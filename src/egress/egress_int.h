@@ -67,7 +67,5 @@ int tunnel_start(worker_t *w, int client_fd, int upstream_fd, const char *pendin
                  egress_record_t *r, const tunnel_opts_t *opts);
 void tunnel_close_all(worker_t *w);
 
-/* Connection list maintenance for the worker (tunnels and HTTP connections). */
-void egress_conn_count(worker_t *w, int delta);
 
 #endif

@@ -355,7 +355,7 @@ static void tunnel_release(tunnel_t *t)
     free(t->pending);
     free(t);
     metrics_tunnel_active(-1);
-    egress_conn_count(w, -1);
+    worker_conn_count(w, -1);
 }
 
 static void on_tunnel_handle_closed(uv_handle_t *h)
@@ -403,7 +403,7 @@ int tunnel_start(worker_t *w, int client_fd, int upstream_fd, const char *pendin
     r->active = false;
     r->cfg = NULL;
     tunnel_link(t);
-    egress_conn_count(w, 1);
+    worker_conn_count(w, 1);
     metrics_tunnel_active(1);
     if (uv_poll_init(&w->loop, &t->pc, client_fd) < 0) {
         t->rec.reason = "tunnel could not start";

@@ -98,31 +98,29 @@ static int read_id(gw_call_t *c, const http_msg_t *m, const char *name, char *ou
     return 0;
 }
 
-static llm_errfmt_t vendor_errfmt(int vendor)
+/* The provider a path prefix names ("/<name>/..."); *prefix_len gets the
+ * length of "/<name>" (the first segment, also when it names none). */
+static const config_gw_provider_t *prefix_provider(const config_t *cfg, const char *t, size_t n,
+                                                   size_t *prefix_len)
 {
-    return vendor == LLM_VENDOR_ANTHROPIC ? LLM_ERRFMT_ANTHROPIC
-           : vendor == LLM_VENDOR_GEMINI  ? LLM_ERRFMT_GEMINI
-                                          : LLM_ERRFMT_OPENAI;
+    size_t k = 1;
+    while (k < n && t[k] != '/' && t[k] != '?')
+        k++;
+    *prefix_len = k;
+    if (n < 2 || t[0] != '/' || k >= n || t[k] != '/') return NULL;
+    return config_gw_provider(cfg, t + 1, k - 1);
 }
 
 llm_errfmt_t gw_call_errfmt_guess(const config_t *cfg, const http_msg_t *req)
 {
     const char *hv;
-    size_t hlen;
+    size_t hlen, k;
     const config_gw_provider_t *p = NULL;
-    if (header_value(req, "x-llm-provider", &hv, &hlen) == 0 && hv) {
+    if (header_value(req, "x-llm-provider", &hv, &hlen) == 0 && hv)
         p = config_gw_provider(cfg, hv, hlen);
-    } else {
-        const char *t = http_ptr(req, req->target);
-        size_t n = req->target.len;
-        if (n > 1 && t[0] == '/') {
-            size_t k = 1;
-            while (k < n && t[k] != '/' && t[k] != '?')
-                k++;
-            p = config_gw_provider(cfg, t + 1, k - 1);
-        }
-    }
-    return p ? vendor_errfmt(p->vendor) : LLM_ERRFMT_OPENAI;
+    else
+        p = prefix_provider(cfg, http_ptr(req, req->target), req->target.len, &k);
+    return p ? llm_vendor_errfmt((llm_vendor_t)p->vendor) : LLM_ERRFMT_OPENAI;
 }
 
 /* Provider (by x-llm-provider or the first path segment) and endpoint. */
@@ -138,10 +136,10 @@ static int decide_route(const gw_call_in_t *in, gw_call_t *c)
         return refuse(c, 400, "cdeguard_invalid_request", "x-llm-provider: give the header once");
     if (!target || target[0] != '/')
         return refuse(c, 400, "cdeguard_invalid_request", "the request target must be a path");
+    size_t plen;
+    const config_gw_provider_t *byprefix = prefix_provider(cfg, target, strlen(target), &plen);
     const char *seg = target + 1;
-    size_t seglen = strcspn(seg, "/?");
-    bool has_rest = seg[seglen] == '/';
-    const config_gw_provider_t *byprefix = has_rest ? config_gw_provider(cfg, seg, seglen) : NULL;
+    size_t seglen = plen - 1;
     const config_gw_provider_t *p;
     const char *rest = target;
     if (hv) {
@@ -163,7 +161,7 @@ static int decide_route(const gw_call_in_t *in, gw_call_t *c)
     }
     c->provider = p;
     llm_vendor_t v = (llm_vendor_t)p->vendor;
-    c->errfmt = vendor_errfmt(p->vendor);
+    c->errfmt = llm_vendor_errfmt(v);
     if (llm_route_vendor(in->method, v, rest, &c->route, &st, msg, sizeof msg) < 0)
         return refuse(c, st, st == 404 ? "cdeguard_unknown_endpoint" : "cdeguard_invalid_request",
                       "%s", msg);

@@ -579,11 +579,6 @@ static const gw_up_cbs_t conn_up_cbs = {
 /* ------------------------------------------------------------------ */
 /* the call                                                             */
 
-static bool is_loopback_host(const char *h)
-{
-    return strncmp(h, "127.", 4) == 0 || strcmp(h, "::1") == 0 || strcmp(h, "localhost") == 0;
-}
-
 /* The upstream request head into a malloc'ed buffer. */
 static char *build_upstream_head(gw_conn_t *c, size_t *len)
 {
@@ -752,10 +747,6 @@ static void conn_call(gw_conn_t *c)
         return;
     }
     const config_gw_endpoint_t *ep = c->call.endpoint;
-    if (!ep->tls && !is_loopback_host(ep->host)) { /* config validation makes this impossible */
-        conn_call_refuse(c, 500, "cdeguard_internal", "plain HTTP upstream refused", false);
-        return;
-    }
     if (!gw->pool) {
         conn_call_refuse(c, 503, "cdeguard_shutting_down", "the gateway is shutting down", true);
         return;

@@ -49,8 +49,6 @@ struct gw_up {
     char key[KEY_MAX]; /* "tls|host|port" */
     char host[256];
     char peer[300];
-    uint16_t port;
-    bool tls;
     bool reused;   /* this request runs on a pooled connection */
     bool got_byte; /* some response byte arrived for this request */
     http_msg_t resp;
@@ -62,7 +60,7 @@ struct gw_up {
     gw_up_opts_t opts;
     const gw_up_cbs_t *cbs;
     void *ctx;               /* NULL once the request is over */
-    config_gw_endpoint_t ep; /* copy of the strings we need: host only */
+    config_gw_endpoint_t ep; /* host (pointing at host[]), port and tls: enough for a retry */
 };
 
 static const gw_io_cbs_t up_io_cbs;
@@ -327,7 +325,7 @@ static void up_start_connect(gw_up_t *u, const struct sockaddr *sa)
 {
     u->state = UP_CONNECT;
     u->handles++; /* the io */
-    if (gw_io_connect(&u->io, u->pool->loop, sa, u->tls ? u->pool->tls_ctx : NULL, u->host,
+    if (gw_io_connect(&u->io, u->pool->loop, sa, u->ep.tls ? u->pool->tls_ctx : NULL, u->host,
                       &up_io_cbs, u) < 0) {
         u->handles--;
         up_fail(u, "connect", "out of memory");
@@ -356,9 +354,9 @@ static void up_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
     memcpy(&ss, res->ai_addr, res->ai_addrlen);
     uv_freeaddrinfo(res);
     if (ss.ss_family == AF_INET)
-        ((struct sockaddr_in *)&ss)->sin_port = htons(u->port);
+        ((struct sockaddr_in *)&ss)->sin_port = htons(u->ep.port);
     else
-        ((struct sockaddr_in6 *)&ss)->sin6_port = htons(u->port);
+        ((struct sockaddr_in6 *)&ss)->sin6_port = htons(u->ep.port);
     up_start_connect(u, (struct sockaddr *)&ss);
     up_release(u); /* the gai reference */
 }
@@ -428,8 +426,6 @@ gw_up_t *gw_up_request(gw_pool_t *p, const config_gw_endpoint_t *ep, const char 
     u->ep.host = u->host;
     u->ep.port = ep->port;
     u->ep.tls = ep->tls;
-    u->port = ep->port;
-    u->tls = ep->tls;
     snprintf(u->peer, sizeof u->peer, strchr(ep->host, ':') ? "[%s]:%u" : "%s:%u", ep->host,
              ep->port);
     up_set_request(u, hcopy, head_len, body, body_len, o, cbs, ctx);

@@ -70,6 +70,21 @@ static int workspace_token_match(const config_workspace_t *ws, const uint8_t dig
     return found;
 }
 
+const config_workspace_t *ident_workspace_by_token(const config_t *cfg, const char *token,
+                                                   size_t len)
+{
+    if (!token || len == 0 || len > AUTH_MAX) return NULL;
+    uint8_t digest[32];
+    ident_hash_token(token, len, digest);
+    const config_workspace_t *match = NULL;
+    /* every workspace is compared (no early exit) */
+    for (size_t i = 0; i < cfg->nworkspaces; i++)
+        if (workspace_token_match(&cfg->workspaces[i], digest) && !match)
+            match = &cfg->workspaces[i];
+    OPENSSL_cleanse(digest, sizeof digest);
+    return match;
+}
+
 static const char *skip_ws(const char *p, const char *end)
 {
     while (p < end && (*p == ' ' || *p == '\t'))
@@ -122,12 +137,7 @@ static ident_result_t attribute_credentials(const config_t *cfg, const char *aut
             r.rule = NULL;
         }
     } else if (scheme_len == 6 && strncasecmp(scheme, "Bearer", 6) == 0) {
-        ident_hash_token(p, cred_len, digest);
-        const config_workspace_t *match = NULL;
-        for (size_t i = 0; i < cfg->nworkspaces; i++) {
-            if (workspace_token_match(&cfg->workspaces[i], digest) && !match)
-                match = &cfg->workspaces[i];
-        }
+        const config_workspace_t *match = ident_workspace_by_token(cfg, p, cred_len);
         if (match) {
             r.status = IDENT_OK;
             r.ws = match;
@@ -160,19 +170,4 @@ ident_result_t ident_attribute(const config_t *cfg, const netaddr_t *client, con
         }
     }
     return r;
-}
-
-const config_workspace_t *ident_workspace_by_token(const config_t *cfg, const char *token,
-                                                   size_t len)
-{
-    if (!token || len == 0 || len > AUTH_MAX) return NULL;
-    uint8_t digest[32];
-    ident_hash_token(token, len, digest);
-    const config_workspace_t *match = NULL;
-    /* every workspace is compared (no early exit) */
-    for (size_t i = 0; i < cfg->nworkspaces; i++)
-        if (workspace_token_match(&cfg->workspaces[i], digest) && !match)
-            match = &cfg->workspaces[i];
-    OPENSSL_cleanse(digest, sizeof digest);
-    return match;
 }

@@ -22,6 +22,13 @@ const char *llm_vendor_name(llm_vendor_t v)
     return (unsigned)v < LLM_VENDOR_COUNT ? vendor_names[v] : "?";
 }
 
+llm_errfmt_t llm_vendor_errfmt(llm_vendor_t v)
+{
+    return v == LLM_VENDOR_ANTHROPIC ? LLM_ERRFMT_ANTHROPIC
+           : v == LLM_VENDOR_GEMINI  ? LLM_ERRFMT_GEMINI
+                                     : LLM_ERRFMT_OPENAI;
+}
+
 int llm_vendor_parse(const char *name, size_t len, llm_vendor_t *out)
 {
     for (size_t i = 0; i < LLM_VENDOR_COUNT; i++)
@@ -199,9 +206,7 @@ static int route_endpoint(llm_vendor_t v, const char *p, size_t n, const char *q
         return route_fail(status, 404, msg, msglen, "%s has no endpoint %s behind the gateway",
                           vendor_names[v], path);
     }
-    out->errfmt = v == LLM_VENDOR_ANTHROPIC ? LLM_ERRFMT_ANTHROPIC
-                  : v == LLM_VENDOR_GEMINI  ? LLM_ERRFMT_GEMINI
-                                            : LLM_ERRFMT_OPENAI;
+    out->errfmt = llm_vendor_errfmt(v);
     out->usage = llm_request_usage_provider(out->kind);
     out->sse = out->endpoint_streams && q && query_alt_sse(q + 1);
     snprintf(out->upstream_path, sizeof out->upstream_path, "%.*s%s",

@@ -68,6 +68,8 @@ int llm_route(const char *method, const char *target, const char *provider_heade
 int llm_route_vendor(const char *method, llm_vendor_t v, const char *target, llm_route_t *out,
                      int *status, char *msg, size_t msglen);
 
+/* The error shape of a vendor's API (Azure, Mistral, Groq: OpenAI's). */
+llm_errfmt_t llm_vendor_errfmt(llm_vendor_t v);
 const char *llm_vendor_name(llm_vendor_t v);                           /* "openai", ..., "?" */
 int llm_vendor_parse(const char *name, size_t len, llm_vendor_t *out); /* 0 / -1 */
 
