@@ -67,5 +67,4 @@ int tunnel_start(worker_t *w, int client_fd, int upstream_fd, const char *pendin
                  egress_record_t *r, const tunnel_opts_t *opts);
 void tunnel_close_all(worker_t *w);
 
-
 #endif
