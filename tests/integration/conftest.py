@@ -70,7 +70,10 @@ SMALL_BODY = b"hello from the test origin\n"
 CHUNKED_PARTS = [b"first chunk;", b"second chunk, a bit longer;", b"x" * 5000, b"last\n"]
 SSH_BANNER = b"SSH-2.0-OpenSSH_9.2\r\n"
 
-DAEMON_START_TIMEOUT = 10.0
+# Generous: a start or reload compiles the rules engine, which under the sanitizers on
+# two busy cores has taken over 5 s.  The waits return as soon as the log line shows.
+DAEMON_START_TIMEOUT = 30.0
+DAEMON_RELOAD_TIMEOUT = 30.0
 _ALL_DAEMONS = []
 
 
@@ -984,7 +987,8 @@ class Daemon:
             self.proc.kill()
             self.proc.wait(timeout=5)
 
-    def reload(self, config_text: str, expect_ok: bool = True, timeout: float = 5.0):
+    def reload(self, config_text: str, expect_ok: bool = True,
+               timeout: float = DAEMON_RELOAD_TIMEOUT):
         """Rewrite the config file and SIGHUP; wait for the log line that says how it went."""
         marker = "config reloaded from" if expect_ok else "reload refused"
         before = self.log_text().count(marker)
