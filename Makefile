@@ -31,7 +31,7 @@ LLHTTP_INC := /usr/share/include/llhttp
 WARN := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wvla -Wstrict-prototypes -Wmissing-prototypes
 CPPFLAGS := -D_GNU_SOURCE -DCDEGUARD_VERSION='"$(VERSION)"' -Isrc -I$(LLHTTP_INC)
 CFLAGS := -std=c17 $(OPT) $(WARN) -MMD -MP
-LDLIBS := -luv -lssl -lcrypto -lyaml -lhs -lpcre2-8 -lpthread -lm
+LDLIBS := -luv -lssl -lcrypto -lyaml -lhs -lpcre2-8 -lsqlite3 -lhiredis -lpthread -lm
 
 SRCS := $(shell find src -name '*.c' ! -path src/main.c | sort)
 OBJS := $(SRCS:%.c=$(BUILD)/%.o) $(BUILD)/gen/builtin_rules.o

@@ -1,6 +1,6 @@
 /*
  * main — the cdeguard command line: serve, check-config, hash-token, scan,
- * inspect.
+ * inspect, usage.
  *
  * Exit status: 0 success, 1 the command failed (bad config, cannot listen),
  * 2 usage error.
@@ -12,6 +12,7 @@
 #include "config/config.h"
 #include "daemon/daemon.h"
 #include "identity/identity.h"
+#include "limits/limiter.h"
 #include "scan/scan.h"
 
 static const char usage_main[] =
@@ -27,6 +28,7 @@ static const char usage_main[] =
     "  hash-token [TOKEN]        print the sha256:<hex> form of a workspace token\n"
     "  scan [PATH...|-]          find secrets, PII and restricted files (files, stdin, --git)\n"
     "  inspect [FILE|-]          judge one payload as the gateway would (verdict, --redact)\n"
+    "  usage --config FILE       LLM usage (tokens, cost, requests) by workspace, team, ...\n"
     "  version                   print the version (also --version)\n"
     "  help [COMMAND]            this text, or a command's help (also COMMAND --help)\n";
 
@@ -52,6 +54,18 @@ static const char usage_hash[] =
     "Prints sha256:<hex> for TOKEN (or for the first line of standard input), the\n"
     "form in which workspace tokens are stored in the config. Passing the token on\n"
     "stdin keeps it out of the shell history.\n";
+
+static const char usage_usage[] =
+    "usage: cdeguard usage --config FILE [--by DIM] [--since WHEN] [--until WHEN] [--json]\n"
+    "\n"
+    "Reports the LLM usage the gateway recorded in the limits store of FILE (the\n"
+    "embedded database, read while the daemon runs, or Redis): requests, input,\n"
+    "output and cached tokens and cost, summed by one dimension.\n"
+    "  --by DIM       workspace (default), team, project, agent, model or provider\n"
+    "  --since WHEN   start (default: today 00:00 UTC); WHEN is 2026-12-01,\n"
+    "                 2026-12-01T10:00:00Z, a Unix time, or 7d / 24h / 30m ago\n"
+    "  --until WHEN   end (default: now); usage is kept per UTC hour\n"
+    "  --json         the JSON of the admin endpoint GET /v1/usage\n";
 
 static int want_help(int argc, char **argv)
 {
@@ -144,6 +158,67 @@ static int cmd_hash(int argc, char **argv)
     return 0;
 }
 
+static int cmd_usage(int argc, char **argv)
+{
+    const char *path = NULL;
+    lim_by_t by = LIM_BY_WORKSPACE;
+    int64_t now = lim_now(), since = now / 86400 * 86400, until = now + 3600;
+    bool json = false;
+    for (int i = 2; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if ((strcmp(a, "--config") == 0 || strcmp(a, "-c") == 0) && v) {
+            path = v;
+            i++;
+        } else if (strcmp(a, "--by") == 0 && v) {
+            if (lim_by_parse(v, &by) < 0) {
+                fprintf(stderr, "cdeguard usage: --by takes workspace, team, project, agent, "
+                                "model or provider\n");
+                return 2;
+            }
+            i++;
+        } else if ((strcmp(a, "--since") == 0 || strcmp(a, "--until") == 0) && v) {
+            if (lim_parse_when(v, strlen(v), now, a[2] == 's' ? &since : &until) < 0) {
+                fprintf(stderr,
+                        "cdeguard usage: %s '%s': want 2026-12-01, 2026-12-01T10:00:00Z, "
+                        "a Unix time, or 7d / 24h / 30m\n",
+                        a, v);
+                return 2;
+            }
+            i++;
+        } else if (strcmp(a, "--json") == 0) {
+            json = true;
+        } else {
+            fprintf(stderr, "cdeguard usage: unexpected argument '%s'\n\n%s", a, usage_usage);
+            return 2;
+        }
+    }
+    if (!path) {
+        fprintf(stderr, "cdeguard usage: --config FILE is required\n\n%s", usage_usage);
+        return 2;
+    }
+    config_errors_t errs = {0};
+    config_t *c = config_load(path, &errs);
+    if (!c) {
+        for (size_t i = 0; i < errs.n; i++)
+            fprintf(stderr, "%s\n", errs.msgs[i]);
+        if (errs.n == 0) fprintf(stderr, "%s: cannot be loaded\n", path);
+        config_errors_free(&errs);
+        return 1;
+    }
+    config_errors_free(&errs);
+    char *out = NULL, err[512];
+    int rc = lim_report(NULL, c, by, since, until, json, &out, err, sizeof err);
+    config_unref(c);
+    if (rc < 0) {
+        fprintf(stderr, "cdeguard usage: %s\n", err);
+        return 1;
+    }
+    fputs(out, stdout);
+    free(out);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -167,6 +242,8 @@ int main(int argc, char **argv)
             fputs(scan_usage, stdout);
         else if (strcmp(sub, "inspect") == 0)
             fputs(payload_usage, stdout);
+        else if (strcmp(sub, "usage") == 0)
+            fputs(usage_usage, stdout);
         else
             fputs(usage_main, stdout);
         return 0;
@@ -190,6 +267,10 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "inspect") == 0) {
         if (want_help(argc, argv)) return fputs(payload_usage, stdout), 0;
         return payload_main(argc - 1, argv + 1);
+    }
+    if (strcmp(cmd, "usage") == 0) {
+        if (want_help(argc, argv)) return fputs(usage_usage, stdout), 0;
+        return cmd_usage(argc, argv);
     }
     fprintf(stderr, "cdeguard: unknown command '%s'\n\n%s", cmd, usage_main);
     return 2;

@@ -13,6 +13,8 @@
  *     overlapping workspace sources, equal ports of any two enabled listeners
  *     (egress, admin, gateway, ext_authz); gateway provider / group names
  *     unique, a group's providers defined
+ *   → the limits section, whose entries must name workspaces, teams and
+ *     projects that exist (so it is read after the cross checks)
  *   → the inspection engine: the inspect section's, or (gateway on, no
  *     inspect section, no error so far) the built-in rules
  *   → either the config (refs == 1) or NULL and every error, sorted by line,
@@ -25,19 +27,28 @@
  * array, which keeps each pattern exactly as written (for audit messages);
  * audit_path and path are non-NULL; workspace ids, group, team and policy
  * names are 1..64 of [A-Za-z0-9._-] (they go into credentials, headers, JSON
- * and metric labels unescaped); every workspace has a team (default: a copy
- * of its group); timeouts are 1 ms..168 h.  When gateway.enabled:
+ * and metric labels unescaped), and so are projects; every workspace has a
+ * team (default: a copy of its group), a project only when it names one;
+ * timeouts are 1 ms..168 h.  When gateway.enabled:
  * inspect.engine is non-NULL; there is at least one provider (the defaults
  * when the file lists none), each with a name ([a-z0-9][a-z0-9_-]*, <= 63),
  * a vendor (an llm_vendor_t), 1..16 endpoints with url, host, base_path
  * non-NULL, and key non-NULL exactly when key_ref loaded; every name in a
  * gateway group's providers is a provider's name.  Paths of files the
  * gateway reads (tls, ca_file, file: keys) are resolved against the config
- * file's directory and were readable at load.
+ * file's directory and were readable at load.  limits (whether or not the
+ * file has the section): time_zone, db_path and key_prefix are non-NULL,
+ * tz is NULL exactly for "UTC", redis_url and redis_host are non-NULL when
+ * the store is redis; every entry has a name ("*" or one that exists: a
+ * workspace id, "<workspace id>/<agent id>", a workspace's team or
+ * project) and at most one rule per (metric, period), with soft_pct 0 for
+ * minute rules; the entries of a scope are sorted by name (strcmp) and
+ * unique, so config_lim_entry() is a binary search.
  *
  * Messages quote user values sanitised and truncated (CONFIG_ECHO_BUF), never
- * a token, a provider key or a `key:` that is not an env:/file: reference
- * (each may be a clear-text secret); at most CONFIG_MAX_ERRORS are kept,
+ * a token, a provider key, a `key:` or `password:` that is not an env:/file:
+ * reference, or a store URL with user information (each may be a clear-text
+ * secret); at most CONFIG_MAX_ERRORS are kept,
  * followed by a "too many errors" line.
  *
  * Memory: the config_t owns everything it points to (strings, arrays, CIDR
@@ -55,6 +66,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <openssl/crypto.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -140,6 +152,7 @@ typedef struct config_ctx {
     /* cross checks */
     config_keys_t wsids, polnames, groups, tokens;
     config_keys_t gwproviders, gwgroups; /* gateway provider and group names */
+    config_keys_t teams, projects;       /* of the workspaces, for limits entries */
     config_src_t *srcs;
     size_t nsrcs, capsrcs;
     int *ws_group_line;
@@ -602,14 +615,30 @@ static const char *config_suggest(const char *s, size_t len, const char *const *
     return best;
 }
 
+/* "a, b, c or d" into buf (truncated if it must be). */
+static void config_join(const char *const *names, size_t n, char *buf, size_t buflen)
+{
+    size_t o = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < n && o < buflen; i++) {
+        const char *sep = i == 0 ? "" : i + 1 == n ? " or " : ", ";
+        int w = snprintf(buf + o, buflen - o, "%s%s", sep, names[i]);
+        if (w < 0) break;
+        o += (size_t)w;
+    }
+}
+
 /* Match the keys of mapping `map` against `keys`: found[k] is the node of
  * the key keys[k] (its value is the next node) or CONFIG_NONE.  Unknown,
  * duplicate and non-string keys are reported; `where` completes the
- * message ("at top level", "in policy 'x'"). */
-static void config_map_keys(config_ctx_t *c, uint32_t map, const char *const *keys, size_t nkeys,
-                            uint32_t *found, const char *where)
+ * message ("at top level", "in policy 'x'").  With `list`, the message of
+ * an unknown key also lists the accepted keys (for mappings whose keys are
+ * not otherwise obvious, such as limits rules). */
+static void config_map_keys_list(config_ctx_t *c, uint32_t map, const char *const *keys,
+                                 size_t nkeys, uint32_t *found, const char *where, bool list)
 {
-    char eb[CONFIG_ECHO_BUF];
+    char eb[CONFIG_ECHO_BUF], accepted[320] = "";
+    if (list) config_join(keys, nkeys, accepted, sizeof accepted);
     for (size_t k = 0; k < nkeys; k++)
         found[k] = CONFIG_NONE;
     if (config_node(c, map)->kind != CONFIG_N_MAP) return;
@@ -629,9 +658,16 @@ static void config_map_keys(config_ctx_t *c, uint32_t map, const char *const *ke
             if (k == nkeys) {
                 const char *hint = config_suggest(s, kn->len, keys, nkeys);
                 config_echo(s, kn->len, eb, sizeof eb);
-                if (hint)
+                if (hint && list)
+                    config_err(c, kn->line,
+                               "unknown key '%s' %s (did you mean '%s'?); accepted keys: %s", eb,
+                               where, hint, accepted);
+                else if (hint)
                     config_err(c, kn->line, "unknown key '%s' %s (did you mean '%s'?)", eb, where,
                                hint);
+                else if (list)
+                    config_err(c, kn->line, "unknown key '%s' %s; accepted keys: %s", eb, where,
+                               accepted);
                 else
                     config_err(c, kn->line, "unknown key '%s' %s", eb, where);
             } else if (found[k] != CONFIG_NONE) {
@@ -644,6 +680,12 @@ static void config_map_keys(config_ctx_t *c, uint32_t map, const char *const *ke
         if (val == CONFIG_NONE) break;
         key = config_node(c, val)->next;
     }
+}
+
+static void config_map_keys(config_ctx_t *c, uint32_t map, const char *const *keys, size_t nkeys,
+                            uint32_t *found, const char *where)
+{
+    config_map_keys_list(c, map, keys, nkeys, found, where, false);
 }
 
 static uint32_t config_val(const config_ctx_t *c, uint32_t key)
@@ -1294,10 +1336,11 @@ enum {
     CONFIG_WS_TOKENS,
     CONFIG_WS_TEAM,
     CONFIG_WS_REGION,
+    CONFIG_WS_PROJECT,
     CONFIG_WS_NKEYS
 };
-static const char *const config_ws_keys[CONFIG_WS_NKEYS] = {"id",     "group", "sources",
-                                                            "tokens", "team",  "region"};
+static const char *const config_ws_keys[CONFIG_WS_NKEYS] = {"id",   "group",  "sources", "tokens",
+                                                            "team", "region", "project"};
 
 static void config_workspace(config_ctx_t *c, uint32_t node, size_t i)
 {
@@ -1338,6 +1381,15 @@ static void config_workspace(config_ctx_t *c, uint32_t node, size_t i)
         if (s) ws->team = config_strdup(c, s);
     } else if (ws->group) {
         ws->team = config_strdup(c, ws->group);
+    }
+    if (ws->team) config_key_push(c, &c->teams, ws->team, strlen(ws->team), i, ws->line);
+    if (k[CONFIG_WS_PROJECT] != CONFIG_NONE) {
+        uint32_t v = config_val(c, k[CONFIG_WS_PROJECT]);
+        snprintf(what, sizeof what, "project of %s", label);
+        const char *s = config_want_name(c, v, what, "project");
+        if (s && (ws->project = config_strdup(c, s)) != NULL)
+            config_key_push(c, &c->projects, ws->project, strlen(ws->project), i,
+                            config_node(c, v)->line);
     }
     if (k[CONFIG_WS_REGION] != CONFIG_NONE) {
         snprintf(what, sizeof what, "region of %s", label);
@@ -1625,10 +1677,11 @@ static void config_dups(config_ctx_t *c, config_keys_t *k, config_dup_t kind)
     }
 }
 
-/* The first policy (by line) listing `group` in the sorted group table. */
-static const config_key_t *config_group_find(const config_keys_t *k, const char *group)
+/* The first entry (by line) with key `name` in a table sorted by
+ * config_key_cmp (e.g. the first policy listing a group). */
+static const config_key_t *config_key_find(const config_keys_t *k, const char *name, size_t len)
 {
-    config_key_t probe = {.key = group, .len = strlen(group), .line = -1};
+    config_key_t probe = {.key = name, .len = len, .line = -1};
     size_t lo = 0, hi = k->n;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
@@ -1714,7 +1767,7 @@ static void config_cross_checks(config_ctx_t *c)
     for (size_t i = 0; i < cfg->nworkspaces; i++) {
         config_workspace_t *ws = &cfg->workspaces[i];
         if (!ws->group) continue;
-        const config_key_t *g = config_group_find(&c->groups, ws->group);
+        const config_key_t *g = config_key_find(&c->groups, ws->group, strlen(ws->group));
         if (g) {
             ws->policy = &cfg->policies[g->owner];
             continue;
@@ -2396,9 +2449,14 @@ static void config_gw_endpoint(config_ctx_t *c, uint32_t node, const char *plabe
     }
 }
 
-/* key: env:NAME / file:PATH, loaded now.  The value is never echoed: it
- * may be the key itself written by mistake. */
-static void config_gw_key(config_ctx_t *c, uint32_t v, const char *what, config_gw_provider_t *pr)
+/* A secret named by reference, env:NAME / file:PATH (a relative path is
+ * relative to the config file), loaded now: *value (heap, NUL-terminated;
+ * whoever frees it wipes it first) and *len, and, when ref_out is not
+ * NULL, the reference as written.  `noun` names the secret in messages
+ * ("key", "password").  The value is never echoed: it may be the secret
+ * itself written by mistake. */
+static void config_secret(config_ctx_t *c, uint32_t v, const char *what, const char *noun,
+                          char **ref_out, char **value, size_t *len)
 {
     char err[512] = "";
     const char *s = config_want_str(c, v, what, "env:NAME or file:PATH");
@@ -2407,11 +2465,11 @@ static void config_gw_key(config_ctx_t *c, uint32_t v, const char *what, config_
     bool env = !strncmp(s, "env:", 4), file = !strncmp(s, "file:", 5);
     if (!env && !file) {
         config_err(c, line,
-                   "%s: write the key as a reference, env:NAME or file:PATH, never the key itself",
-                   what);
+                   "%s: write the %s as a reference, env:NAME or file:PATH, never the %s itself",
+                   what, noun, noun);
         return;
     }
-    if (!(pr->key_ref = config_strdup(c, s))) return;
+    if (ref_out && !(*ref_out = config_strdup(c, s))) return;
     char *ref = NULL;
     if (file && s[5]) {
         char *path = config_resolve(c, s + 5);
@@ -2432,12 +2490,21 @@ static void config_gw_key(config_ctx_t *c, uint32_t v, const char *what, config_
     llm_secret_t sec;
     if (llm_secret_load(ref, &sec, err, sizeof err) < 0) {
         err[sizeof err - 1] = '\0';
-        config_err(c, line, "%s: %s", what, err[0] ? err : "cannot load the key");
+        if (err[0])
+            config_err(c, line, "%s: %s", what, err);
+        else
+            config_err(c, line, "%s: cannot load the %s", what, noun);
     } else {
-        pr->key = sec.value; /* owned by the config now; wiped in config_free */
-        pr->key_len = sec.len;
+        *value = sec.value; /* owned by the config now; wiped in config_free */
+        *len = sec.len;
     }
     free(ref);
+}
+
+/* key: env:NAME / file:PATH, loaded now. */
+static void config_gw_key(config_ctx_t *c, uint32_t v, const char *what, config_gw_provider_t *pr)
+{
+    config_secret(c, v, what, "key", &pr->key_ref, &pr->key, &pr->key_len);
 }
 
 enum { CONFIG_GP_NAME, CONFIG_GP_TYPE, CONFIG_GP_KEY, CONFIG_GP_ENDPOINTS, CONFIG_GP_NKEYS };
@@ -2900,6 +2967,744 @@ bool config_glob_match(const char *pat, const char *s, size_t len)
 }
 
 /* ------------------------------------------------------------------------ */
+/* limits: rate limits and budgets                                           */
+
+static const char *const config_lim_scope_names[CONFIG_LIM_NSCOPES] = {"workspace", "agent",
+                                                                       "project", "team", "egress"};
+/* the keys of the scope mappings in the limits section */
+static const char *const config_lim_scope_keys[CONFIG_LIM_NSCOPES] = {
+    "workspaces", "agents", "projects", "teams", "egress"};
+
+#define CONFIG_LIM_AGENT_MAX 128 /* bytes of an agent id (x-agent-id) */
+
+/* The keys of a limits entry and the rule each makes.  Entries of the
+ * workspaces, agents, projects and teams scopes take every key of
+ * config_lim_rule_keys (the rules, then soft_threshold); egress entries
+ * only those of config_lim_egress_keys. */
+typedef struct config_lim_kind {
+    lim_metric_t metric;
+    lim_window_t period;
+} config_lim_kind_t;
+
+#define CONFIG_LIM_NRULEKEYS 7
+static const char *const config_lim_rule_keys[CONFIG_LIM_NRULEKEYS + 1] = {
+    "requests_per_minute", "requests_per_day", "tokens_per_minute", "tokens_per_day",
+    "tokens_per_month",    "cost_per_day",     "cost_per_month",    "soft_threshold"};
+static const config_lim_kind_t config_lim_rule_kinds[CONFIG_LIM_NRULEKEYS] = {
+    {LIM_REQUESTS, LIM_WIN_MINUTE}, {LIM_REQUESTS, LIM_WIN_DAY}, {LIM_TOKENS, LIM_WIN_MINUTE},
+    {LIM_TOKENS, LIM_WIN_DAY},      {LIM_TOKENS, LIM_WIN_MONTH}, {LIM_COST, LIM_WIN_DAY},
+    {LIM_COST, LIM_WIN_MONTH}};
+
+#define CONFIG_LIM_NEGRESSKEYS 4
+static const char *const config_lim_egress_keys[CONFIG_LIM_NEGRESSKEYS] = {
+    "requests_per_minute", "requests_per_day", "bytes_per_minute", "bytes_per_day"};
+static const config_lim_kind_t config_lim_egress_kinds[CONFIG_LIM_NEGRESSKEYS] = {
+    {LIM_REQUESTS, LIM_WIN_MINUTE},
+    {LIM_REQUESTS, LIM_WIN_DAY},
+    {LIM_BYTES, LIM_WIN_MINUTE},
+    {LIM_BYTES, LIM_WIN_DAY}};
+
+/* A soft threshold: a percentage 0..99 written "80" or "80%" (0 = off). */
+static int config_parse_pct(const char *s, uint32_t *out)
+{
+    char buf[4];
+    uint64_t v;
+    size_t len = strlen(s);
+    if (len > 0 && s[len - 1] == '%') len--;
+    if (len == 0 || len >= sizeof buf) return -1;
+    memcpy(buf, s, len);
+    buf[len] = '\0';
+    if (config_parse_uint(buf, 99, &v) < 0) return -1;
+    *out = (uint32_t)v;
+    return 0;
+}
+
+static void config_lim_pct(config_ctx_t *c, uint32_t n, const char *what, uint32_t *dst)
+{
+    char eb[CONFIG_ECHO_BUF];
+    const char *s = config_want_str(c, n, what, "a percentage");
+    if (s && config_parse_pct(s, dst) < 0)
+        config_err(c, config_node(c, n)->line,
+                   "%s must be a percentage from 0 to 99 (e.g. 80 or 80%%; 0 = off), not '%s'",
+                   what, config_echo_node(c, n, eb, sizeof eb));
+}
+
+/* A duration of min..max ms into *dst; `range` says so in words. */
+static void config_lim_duration(config_ctx_t *c, uint32_t n, const char *what, uint64_t min,
+                                uint64_t max, const char *range, uint64_t *dst)
+{
+    char eb[CONFIG_ECHO_BUF];
+    uint64_t ms;
+    const char *s = config_want_str(c, n, what, "a duration");
+    if (!s) return;
+    config_echo_node(c, n, eb, sizeof eb);
+    if (config_parse_duration_ms(s, &ms) < 0)
+        config_err(c, config_node(c, n)->line,
+                   "%s: bad duration '%s' (use e.g. 500ms, 10s, 2m, 1h)", what, eb);
+    else if (ms < min || ms > max)
+        config_err(c, config_node(c, n)->line, "%s must be between %s, not '%s'", what, range, eb);
+    else
+        *dst = ms;
+}
+
+/* Sort a table of names and report each name used again, at the later
+ * use: "WHAT: duplicate NOUN 'x' (first at line N)NOTE". */
+static void config_lim_dups(config_ctx_t *c, config_keys_t *k, const char *what, const char *noun,
+                            const char *note)
+{
+    char eb[CONFIG_ECHO_BUF];
+    if (k->n > 1) qsort(k->v, k->n, sizeof *k->v, config_key_cmp);
+    for (size_t i = 0; i < k->n;) {
+        size_t j = i + 1;
+        for (; j < k->n && config_key_same(&k->v[i], &k->v[j]); j++)
+            config_err(c, k->v[j].line, "%s: duplicate %s '%s' (first at line %d)%s", what, noun,
+                       config_echo(k->v[j].key, k->v[j].len, eb, sizeof eb), k->v[i].line, note);
+        i = j;
+    }
+}
+
+/* A Redis key prefix: 1..64 of [A-Za-z0-9_.:-]. */
+static bool config_lim_valid_prefix(const char *s, size_t len)
+{
+    if (len == 0 || len > 64) return false;
+    for (size_t i = 0; i < len; i++) {
+        char ch = s[i];
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+              ch == '_' || ch == '.' || ch == ':' || ch == '-'))
+            return false;
+    }
+    return true;
+}
+
+/* store.url: redis://host[:port][/db]; host a name, a canonical IPv4
+ * address or [IPv6].  A password never goes in the URL: the whole URL is
+ * then not echoed (it may hold the password). */
+static void config_lim_redis_url(config_ctx_t *c, uint32_t v, config_limits_t *lim)
+{
+    static const char what[] = "limits.store.url";
+    char eb[CONFIG_ECHO_BUF], hb[CONFIG_ECHO_BUF];
+    const char *s = config_want_str(c, v, what, "a URL");
+    if (!s) return;
+    int line = config_node(c, v)->line;
+    size_t len = config_node(c, v)->len;
+    const char *end = s + len;
+
+    if (memchr(s, '@', len)) {
+        config_err(c, line,
+                   "%s has user information (USER:PASSWORD@): put the password in password: "
+                   "env:NAME (or file:PATH), never in the URL",
+                   what);
+        return;
+    }
+    config_echo_node(c, v, eb, sizeof eb);
+    for (size_t i = 0; i < len; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (ch <= 0x20 || ch >= 0x7f) {
+            config_err(c, line, "%s: '%s' has a space, control or non-ASCII character", what, eb);
+            return;
+        }
+    }
+    if (len < 8 || strncasecmp(s, "redis://", 8) != 0) {
+        config_err(c, line, "%s: '%s' is not a redis:// URL (write redis://HOST[:PORT][/DB])", what,
+                   eb);
+        return;
+    }
+    const char *p = s + 8;
+    if (memchr(p, '?', (size_t)(end - p)) || memchr(p, '#', (size_t)(end - p))) {
+        config_err(c, line, "%s: '%s' has a query or fragment: write only redis://HOST[:PORT][/DB]",
+                   what, eb);
+        return;
+    }
+    const char *aend = memchr(p, '/', (size_t)(end - p));
+    if (!aend) aend = end;
+    const char *host = p, *hend, *port = NULL;
+    bool bracket = *p == '[';
+    if (bracket) {
+        const char *close = memchr(p, ']', (size_t)(aend - p));
+        if (!close || (close + 1 < aend && close[1] != ':')) {
+            config_err(c, line, "%s: '%s': an IPv6 address is written [ADDRESS] or [ADDRESS]:PORT",
+                       what, eb);
+            return;
+        }
+        host = p + 1;
+        hend = close;
+        if (close + 1 < aend) port = close + 2;
+    } else {
+        const char *colon = memchr(p, ':', (size_t)(aend - p));
+        hend = colon ? colon : aend;
+        if (colon) port = colon + 1;
+        if (port && memchr(port, ':', (size_t)(aend - port))) {
+            config_err(c, line, "%s: '%s': IPv6 addresses must be in brackets, e.g. redis://[::1]",
+                       what, eb);
+            return;
+        }
+    }
+    size_t hlen = (size_t)(hend - host);
+    config_echo(host, hlen, hb, sizeof hb);
+    netaddr_t a;
+    if (hlen == 0) {
+        config_err(c, line, "%s: '%s' has no host", what, eb);
+        return;
+    }
+    if (bracket) {
+        if (ipaddr_parse_strict(host, hlen, &a) < 0 || a.family != AF_INET6) {
+            config_err(c, line, "%s: '[%s]' is not an IPv6 address", what, hb);
+            return;
+        }
+    } else {
+        ipaddr_kind_t kind = ipaddr_parse_host(host, hlen, &a, NULL, 0);
+        if (kind == IPADDR_LITERAL &&
+            (ipaddr_parse_strict(host, hlen, &a) < 0 || a.family != AF_INET)) {
+            config_err(c, line,
+                       "%s: '%s' is not a canonical IPv4 address (write four decimal numbers, "
+                       "e.g. 10.0.0.5)",
+                       what, hb);
+            return;
+        }
+        if (kind != IPADDR_LITERAL && (kind != IPADDR_NAME || !config_gw_valid_host(host, hlen))) {
+            config_err(c, line, "%s: '%s' is not a valid host name", what, hb);
+            return;
+        }
+    }
+    uint64_t pv = 6379, db = 0;
+    char num[16];
+    if (port) {
+        size_t plen = (size_t)(aend - port);
+        if (plen < sizeof num) {
+            memcpy(num, port, plen);
+            num[plen] = '\0';
+        }
+        if (plen == 0 || plen >= sizeof num || config_parse_uint(num, 65535, &pv) < 0 || pv == 0) {
+            config_err(c, line, "%s: '%s' has a bad port (must be 1..65535)", what, eb);
+            return;
+        }
+    }
+    if (aend < end && aend + 1 < end) { /* "/" alone is database 0 */
+        size_t dlen = (size_t)(end - aend - 1);
+        if (dlen < sizeof num) {
+            memcpy(num, aend + 1, dlen);
+            num[dlen] = '\0';
+        }
+        if (dlen >= sizeof num || config_parse_uint(num, INT32_MAX, &db) < 0) {
+            config_err(c, line,
+                       "%s: '%s' has a bad database number (write /N, N a decimal number, e.g. "
+                       "/0)",
+                       what, eb);
+            return;
+        }
+    }
+    char *url = config_strdup(c, s), *h = strndup(host, hlen);
+    if (!url || !h) {
+        free(url);
+        free(h);
+        c->oom = true;
+        return;
+    }
+    for (char *q = h; *q; q++)
+        if (*q >= 'A' && *q <= 'Z') *q = (char)(*q - 'A' + 'a');
+    free(lim->redis_url);
+    free(lim->redis_host);
+    lim->redis_url = url;
+    lim->redis_host = h;
+    lim->redis_port = (uint16_t)pv;
+    lim->redis_db = (int)db;
+}
+
+enum {
+    CONFIG_LS_TYPE,
+    CONFIG_LS_PATH,
+    CONFIG_LS_FLUSH,
+    CONFIG_LS_URL, /* this one and the ones after it: redis only */
+    CONFIG_LS_PASSWORD,
+    CONFIG_LS_PREFIX,
+    CONFIG_LS_TIMEOUT,
+    CONFIG_LS_ON_ERROR,
+    CONFIG_LS_NKEYS
+};
+static const char *const config_lim_store_keys[CONFIG_LS_NKEYS] = {
+    "type", "path", "flush_interval", "url", "password", "key_prefix", "timeout", "on_error"};
+
+static void config_lim_store(config_ctx_t *c, uint32_t v)
+{
+    static const char *const types[] = {"sqlite", "redis", NULL};
+    static const char *const on_error[] = {"fail_closed", "fail_open", NULL};
+    config_limits_t *lim = &c->cfg->limits;
+    uint32_t k[CONFIG_LS_NKEYS];
+    char eb[CONFIG_ECHO_BUF];
+    bool known = true;
+
+    if (!config_want_map(c, v, "limits.store")) return;
+    config_map_keys(c, v, config_lim_store_keys, CONFIG_LS_NKEYS, k, "in limits.store");
+    if (k[CONFIG_LS_TYPE] != CONFIG_NONE) {
+        int r = config_enum(c, config_val(c, k[CONFIG_LS_TYPE]), "limits.store.type", types);
+        if (r >= 0)
+            lim->store = r == 0 ? CONFIG_LIM_STORE_SQLITE : CONFIG_LIM_STORE_REDIS;
+        else
+            known = false;
+    }
+    bool redis = lim->store == CONFIG_LIM_STORE_REDIS;
+    for (size_t i = CONFIG_LS_PATH; i < CONFIG_LS_NKEYS; i++) {
+        if (k[i] == CONFIG_NONE) continue;
+        bool redis_only = i >= CONFIG_LS_URL;
+        if (known && redis_only != redis) {
+            config_err(c, config_node(c, k[i])->line, "limits.store.%s is only for type: %s%s",
+                       config_lim_store_keys[i], redis_only ? "redis" : "sqlite",
+                       redis_only ? " (the store is sqlite: set type: redis to use Redis)" : "");
+            k[i] = CONFIG_NONE;
+        }
+    }
+    if (!known) return;
+    if (k[CONFIG_LS_PATH] != CONFIG_NONE) {
+        const char *s =
+            config_want_str(c, config_val(c, k[CONFIG_LS_PATH]), "limits.store.path", "a path");
+        char *d = s ? config_strdup(c, s) : NULL;
+        if (d) {
+            free(lim->db_path);
+            lim->db_path = d;
+        }
+    }
+    if (k[CONFIG_LS_FLUSH] != CONFIG_NONE)
+        config_lim_duration(c, config_val(c, k[CONFIG_LS_FLUSH]), "limits.store.flush_interval", 10,
+                            60000, "10ms and 60s", &lim->flush_interval_ms);
+    if (!redis) return;
+    if (k[CONFIG_LS_URL] != CONFIG_NONE)
+        config_lim_redis_url(c, config_val(c, k[CONFIG_LS_URL]), lim);
+    else
+        config_err(c, config_node(c, k[CONFIG_LS_TYPE])->line,
+                   "limits.store: type: redis needs 'url' (redis://HOST[:PORT][/DB])");
+    if (k[CONFIG_LS_PASSWORD] != CONFIG_NONE) {
+        size_t len = 0;
+        config_secret(c, config_val(c, k[CONFIG_LS_PASSWORD]), "limits.store.password", "password",
+                      NULL, &lim->redis_password, &len);
+    }
+    if (k[CONFIG_LS_PREFIX] != CONFIG_NONE) {
+        uint32_t n = config_val(c, k[CONFIG_LS_PREFIX]);
+        const char *s = config_want_str(c, n, "limits.store.key_prefix", "a string");
+        char *d = NULL;
+        if (s && !config_lim_valid_prefix(s, config_node(c, n)->len))
+            config_err(c, config_node(c, n)->line,
+                       "limits.store.key_prefix '%s' is invalid: use 1 to 64 letters, digits, "
+                       "'_', '.', ':' or '-'",
+                       config_echo_node(c, n, eb, sizeof eb));
+        else if (s && (d = config_strdup(c, s)) != NULL) {
+            free(lim->key_prefix);
+            lim->key_prefix = d;
+        }
+    }
+    if (k[CONFIG_LS_TIMEOUT] != CONFIG_NONE)
+        config_lim_duration(c, config_val(c, k[CONFIG_LS_TIMEOUT]), "limits.store.timeout", 1,
+                            10000, "1ms and 10s", &lim->redis_timeout_ms);
+    if (k[CONFIG_LS_ON_ERROR] != CONFIG_NONE) {
+        int r =
+            config_enum(c, config_val(c, k[CONFIG_LS_ON_ERROR]), "limits.store.on_error", on_error);
+        if (r >= 0) lim->fail_open = r == 1;
+    }
+}
+
+static void config_lim_time_zone(config_ctx_t *c, uint32_t v)
+{
+    config_limits_t *lim = &c->cfg->limits;
+    char eb[CONFIG_ECHO_BUF], err[256] = "";
+    const char *s = config_want_str(c, v, "limits.time_zone", "a time zone name");
+    if (!s) return;
+    int line = config_node(c, v)->line;
+    char *name = config_strdup(c, s);
+    if (!name) return;
+    tz_t *tz = NULL;
+    if (strcmp(s, "UTC") != 0) {
+        int rc = tz_load(s, &tz, err, sizeof err);
+        err[sizeof err - 1] = '\0';
+        config_echo_node(c, v, eb, sizeof eb);
+        if (rc == TZ_ENOMEM) {
+            c->oom = true;
+        } else if (rc == TZ_EINVAL) { /* tz's message would quote the name unsanitised */
+            config_err(c, line,
+                       "limits.time_zone: '%s' is not a time zone name (write an IANA name such "
+                       "as Europe/Berlin, or UTC)",
+                       eb);
+        } else if (rc == TZ_ENOENT) {
+            config_err(c, line, "limits.time_zone: unknown time zone '%s' (%s)", eb,
+                       err[0] ? err : "no such zone");
+        } else if (rc != TZ_OK) {
+            config_err(c, line, "limits.time_zone: %s", err[0] ? err : "invalid time zone");
+        }
+        if (rc != TZ_OK) {
+            free(name);
+            return;
+        }
+    }
+    free(lim->time_zone);
+    tz_free(lim->tz);
+    lim->time_zone = name;
+    lim->tz = tz;
+}
+
+static void config_lim_admin_token(config_ctx_t *c, uint32_t v)
+{
+    config_limits_t *lim = &c->cfg->limits;
+    const char *s = config_want_str(c, v, "limits.admin_token", "a string");
+    if (!s) return;
+    /* Never echo the value: it may be a clear-text secret. */
+    if (config_parse_token(s, config_node(c, v)->len, lim->admin_token_sha256) < 0) {
+        config_err(c, config_node(c, v)->line,
+                   "limits.admin_token must be written as 'sha256:<64 hex digits>': store the "
+                   "SHA-256 hash of the token, never the token itself (make one with `cdeguard "
+                   "hash-token`)");
+        return;
+    }
+    lim->admin_token_set = true;
+}
+
+enum {
+    CONFIG_LP_MODEL,
+    CONFIG_LP_INPUT,
+    CONFIG_LP_OUTPUT,
+    CONFIG_LP_CACHE_READ,
+    CONFIG_LP_CACHE_WRITE,
+    CONFIG_LP_NKEYS
+};
+static const char *const config_lim_price_keys[CONFIG_LP_NKEYS] = {"model", "input", "output",
+                                                                   "cache_read", "cache_write"};
+
+/* One entry of limits.prices into lim->prices[lim->nprices] (counted only
+ * when it is complete and valid). */
+static void config_lim_price(config_ctx_t *c, uint32_t node, size_t i, config_keys_t *models)
+{
+    config_limits_t *lim = &c->cfg->limits;
+    char label[CONFIG_LABEL_BUF], what[CONFIG_WHAT_BUF], eb[CONFIG_ECHO_BUF], err[160];
+    uint32_t k[CONFIG_LP_NKEYS];
+    const char *val[CONFIG_LP_NKEYS] = {NULL};
+    size_t mlen = 0;
+    const char *peek = config_peek(c, node, "model", &mlen);
+    int line = config_node(c, node)->line;
+    bool ok = true;
+
+    config_label("limits.prices", peek, mlen, i, label, sizeof label);
+    if (!config_want_map(c, node, label)) return;
+    snprintf(what, sizeof what, "in %s", label);
+    config_map_keys(c, node, config_lim_price_keys, CONFIG_LP_NKEYS, k, what);
+    for (size_t j = 0; j < CONFIG_LP_NKEYS; j++) {
+        if (k[j] == CONFIG_NONE) {
+            if (j <= CONFIG_LP_OUTPUT) {
+                config_err(c, line, "%s: missing required key '%s'", label,
+                           config_lim_price_keys[j]);
+                ok = false;
+            }
+            continue;
+        }
+        uint32_t v = config_val(c, k[j]);
+        snprintf(what, sizeof what, "%s of %s", config_lim_price_keys[j], label);
+        val[j] = config_want_str(c, v, what, j == CONFIG_LP_MODEL ? "a string" : "a price");
+        if (!val[j]) {
+            ok = false;
+            continue;
+        }
+        size_t len = config_node(c, v)->len;
+        if (j == CONFIG_LP_MODEL) {
+            bool good = len <= 256;
+            for (size_t b = 0; good && b < len; b++)
+                good = (unsigned char)val[j][b] > 0x20 && (unsigned char)val[j][b] < 0x7f;
+            if (!good) {
+                config_err(c, config_node(c, v)->line,
+                           "%s: model pattern '%s' is invalid: use at most 256 visible ASCII "
+                           "characters ('*' any run, '?' one character)",
+                           label, config_echo_node(c, v, eb, sizeof eb));
+                ok = false;
+            } else {
+                config_key_push(c, models, val[j], len, i, config_node(c, v)->line);
+            }
+            continue;
+        }
+        uint64_t pico;
+        err[0] = '\0';
+        if (lim_price_parse_usd_per_mtok(val[j], &pico, err, sizeof err) != LIM_PRICE_OK) {
+            err[sizeof err - 1] = '\0';
+            config_err(c, config_node(c, v)->line,
+                       "%s: %s (USD per million tokens, at most 6 decimals)", what,
+                       err[0] ? err : "invalid price");
+            ok = false;
+        }
+    }
+    if (!ok) return;
+    err[0] = '\0';
+    int rc = lim_price_set(&lim->prices[lim->nprices], val[CONFIG_LP_MODEL], val[CONFIG_LP_INPUT],
+                           val[CONFIG_LP_OUTPUT], val[CONFIG_LP_CACHE_READ],
+                           val[CONFIG_LP_CACHE_WRITE], err, sizeof err);
+    if (rc == LIM_PRICE_ENOMEM) {
+        c->oom = true;
+    } else if (rc != LIM_PRICE_OK) {
+        err[sizeof err - 1] = '\0';
+        config_err(c, line, "%s: %s", label, err[0] ? err : "invalid price");
+    } else {
+        lim->nprices++;
+    }
+}
+
+static void config_lim_prices(config_ctx_t *c, uint32_t v)
+{
+    config_limits_t *lim = &c->cfg->limits;
+    config_keys_t models = {0};
+    if (!config_want_seq(c, v, "limits.prices")) return;
+    size_t n = config_node(c, v)->kind == CONFIG_N_SEQ ? config_node(c, v)->n : 0;
+    if (n == 0) return;
+    lim->prices = calloc(n, sizeof *lim->prices);
+    if (!lim->prices) {
+        c->oom = true;
+        return;
+    }
+    size_t i = 0;
+    for (uint32_t it = config_node(c, v)->first; it != CONFIG_NONE && !c->oom;
+         it = config_node(c, it)->next)
+        config_lim_price(c, it, i++, &models);
+    config_lim_dups(c, &models, "limits.prices", "model pattern",
+                    ": the first matching entry wins, so this one would never apply");
+    free(models.v);
+}
+
+/* The rules of one entry (value v) into e. */
+static void config_lim_rules(config_ctx_t *c, uint32_t v, const char *label,
+                             config_lim_scope_t scope, config_lim_entry_t *e)
+{
+    bool egress = scope == CONFIG_LIM_EGRESS;
+    const char *const *keys = egress ? config_lim_egress_keys : config_lim_rule_keys;
+    const config_lim_kind_t *kinds = egress ? config_lim_egress_kinds : config_lim_rule_kinds;
+    size_t nrules = egress ? CONFIG_LIM_NEGRESSKEYS : CONFIG_LIM_NRULEKEYS;
+    size_t nkeys = egress ? nrules : nrules + 1; /* + soft_threshold */
+    uint32_t k[CONFIG_LIM_NRULEKEYS + 1];
+    char what[CONFIG_WHAT_BUF + CONFIG_LABEL_BUF], eb[CONFIG_ECHO_BUF];
+    uint32_t soft = c->cfg->limits.soft_pct;
+
+    if (!config_want_map(c, v, label)) return;
+    snprintf(what, sizeof what, "in %s", label);
+    config_map_keys_list(c, v, keys, nkeys, k, what, true);
+    if (!egress && k[nrules] != CONFIG_NONE) {
+        snprintf(what, sizeof what, "soft_threshold of %s", label);
+        config_lim_pct(c, config_val(c, k[nrules]), what, &soft);
+    }
+    for (size_t j = 0; j < nrules; j++) {
+        if (k[j] == CONFIG_NONE) continue;
+        uint32_t n = config_val(c, k[j]);
+        snprintf(what, sizeof what, "%s of %s", keys[j], label);
+        const char *s = config_want_str(c, n, what, "a number");
+        if (!s) continue;
+        int line = config_node(c, n)->line;
+        uint64_t max = 0, micro;
+        config_echo_node(c, n, eb, sizeof eb);
+        switch (kinds[j].metric) {
+        case LIM_COST:
+            /* micro-USD (lim_price's unit per million tokens) -> nano-USD */
+            if (lim_price_parse_usd_per_mtok(s, &micro, NULL, 0) == LIM_PRICE_OK)
+                max = micro * 1000;
+            if (max == 0)
+                config_err(c, line,
+                           "%s must be a positive amount of USD, at most %d with at most 6 "
+                           "decimals (e.g. 100 or 12.50), not '%s'",
+                           what, LIM_PRICE_MAX_USD, eb);
+            break;
+        case LIM_BYTES:
+            if (config_parse_size(s, &max) < 0) max = 0;
+            if (max == 0)
+                config_err(c, line,
+                           "%s must be a positive size (e.g. 100MB, 64MiB or a number of "
+                           "bytes), not '%s'",
+                           what, eb);
+            break;
+        default:
+            if (config_parse_uint(s, UINT64_MAX, &max) < 0) max = 0;
+            if (max == 0) config_err(c, line, "%s must be a positive integer, not '%s'", what, eb);
+            break;
+        }
+        if (max == 0 || e->nrules >= CONFIG_LIM_MAX_RULES) continue;
+        e->rules[e->nrules++] = (lim_rule_t){
+            .metric = kinds[j].metric,
+            .period = kinds[j].period,
+            .max = max,
+            .soft_pct = kinds[j].period == LIM_WIN_MINUTE ? 0 : soft,
+        };
+    }
+}
+
+/* Whether the name of an entry of `scope` names something that exists
+ * (else reported); "*" always does. */
+static bool config_lim_name_ok(config_ctx_t *c, config_lim_scope_t scope, const char *s, size_t len,
+                               int line, const char *what)
+{
+    char eb[CONFIG_ECHO_BUF], eb2[CONFIG_ECHO_BUF];
+    if (len == 1 && s[0] == '*') return true;
+    config_echo(s, len, eb, sizeof eb);
+    switch (scope) {
+    case CONFIG_LIM_WORKSPACE:
+    case CONFIG_LIM_EGRESS:
+        if (config_key_find(&c->wsids, s, len)) return true;
+        config_err(c, line,
+                   "%s: unknown workspace '%s' (name a workspace id, or \"*\" for every workspace "
+                   "without its own entry)",
+                   what, eb);
+        return false;
+    case CONFIG_LIM_PROJECT:
+        if (config_key_find(&c->projects, s, len)) return true;
+        config_err(c, line,
+                   "%s: no workspace has the project '%s' (set it with project: in the "
+                   "workspace)",
+                   what, eb);
+        return false;
+    case CONFIG_LIM_TEAM:
+        if (config_key_find(&c->teams, s, len)) return true;
+        config_err(c, line,
+                   "%s: no workspace has the team '%s' (a workspace's team is its team:, else its "
+                   "group)",
+                   what, eb);
+        return false;
+    case CONFIG_LIM_AGENT: {
+        const char *slash = memchr(s, '/', len);
+        if (!slash || slash == s) {
+            config_err(c, line, "%s: '%s' must be \"*\" or WORKSPACE/AGENT-ID", what, eb);
+            return false;
+        }
+        size_t wlen = (size_t)(slash - s), alen = len - wlen - 1;
+        bool ok = alen > 0 && alen <= CONFIG_LIM_AGENT_MAX;
+        for (size_t i = 0; ok && i < alen; i++)
+            ok = (unsigned char)slash[1 + i] > 0x20 && (unsigned char)slash[1 + i] < 0x7f;
+        if (!ok) {
+            config_err(c, line,
+                       "%s: agent id '%s' in '%s' is invalid: use 1 to %d visible ASCII "
+                       "characters, no spaces",
+                       what, config_echo(slash + 1, alen, eb2, sizeof eb2), eb,
+                       CONFIG_LIM_AGENT_MAX);
+            return false;
+        }
+        if (config_key_find(&c->wsids, s, wlen)) return true;
+        config_err(c, line, "%s: unknown workspace '%s' in '%s'", what,
+                   config_echo(s, wlen, eb2, sizeof eb2), eb);
+        return false;
+    }
+    default:
+        return false;
+    }
+}
+
+static int config_lim_entry_cmp(const void *pa, const void *pb)
+{
+    const config_lim_entry_t *a = pa, *b = pb;
+    if (!a->name || !b->name) return (a->name != NULL) - (b->name != NULL);
+    return strcmp(a->name, b->name);
+}
+
+/* limits.<scope>: a mapping name -> rules. */
+static void config_lim_scope(config_ctx_t *c, uint32_t v, config_lim_scope_t scope)
+{
+    config_limits_t *lim = &c->cfg->limits;
+    char what[32], label[CONFIG_LABEL_BUF + 32], eb[CONFIG_ECHO_BUF];
+    config_keys_t seen = {0};
+
+    snprintf(what, sizeof what, "limits.%s", config_lim_scope_keys[scope]);
+    if (!config_want_map(c, v, what)) return;
+    size_t n = config_node(c, v)->kind == CONFIG_N_MAP ? config_node(c, v)->n / 2 : 0;
+    if (n == 0) return;
+    config_lim_entry_t *entries = calloc(n, sizeof *entries);
+    if (!entries) {
+        c->oom = true;
+        return;
+    }
+    lim->entries[scope] = entries;
+    for (uint32_t key = config_node(c, v)->first; key != CONFIG_NONE && !c->oom;) {
+        uint32_t val = config_node(c, key)->next;
+        if (val == CONFIG_NONE) break;
+        const config_node_t *kn = config_node(c, key);
+        config_lim_entry_t *e = &entries[lim->nentries[scope]];
+        e->line = kn->line;
+        if (kn->kind == CONFIG_N_BAD) {
+            /* already reported */
+        } else if (kn->kind != CONFIG_N_SCALAR) {
+            config_err(c, kn->line, "%s: the name of an entry must be a string, not a %s", what,
+                       config_kind_name(c, key));
+        } else if (kn->len == 0 || config_is_null(c, key) ||
+                   memchr(config_text(c, key), '\0', kn->len)) {
+            config_err(c, kn->line, "%s: an entry has an empty name (or one with a NUL character)",
+                       what);
+        } else {
+            const char *s = config_text(c, key);
+            snprintf(label, sizeof label, "%s '%s'", what, config_echo(s, kn->len, eb, sizeof eb));
+            config_key_push(c, &seen, s, kn->len, lim->nentries[scope], kn->line);
+            if (config_lim_name_ok(c, scope, s, kn->len, kn->line, what))
+                e->name = config_strdup(c, s);
+            config_lim_rules(c, val, label, scope, e);
+            lim->nentries[scope]++;
+        }
+        key = config_node(c, val)->next;
+    }
+    config_lim_dups(c, &seen, what, "entry", "");
+    free(seen.v);
+    if (lim->nentries[scope] > 1)
+        qsort(entries, lim->nentries[scope], sizeof *entries, config_lim_entry_cmp);
+}
+
+enum {
+    CONFIG_L_TIME_ZONE,
+    CONFIG_L_SOFT,
+    CONFIG_L_STORE,
+    CONFIG_L_ADMIN_TOKEN,
+    CONFIG_L_UNPRICED,
+    CONFIG_L_PRICES,
+    CONFIG_L_SCOPES, /* CONFIG_LIM_NSCOPES keys, in config_lim_scope_t order */
+    CONFIG_L_NKEYS = CONFIG_L_SCOPES + CONFIG_LIM_NSCOPES
+};
+static const char *const config_lim_keys[CONFIG_L_NKEYS] = {
+    "time_zone",  "soft_threshold", "store",    "admin_token", "unpriced", "prices",
+    "workspaces", "agents",         "projects", "teams",       "egress"};
+
+/* The limits section (v).  Runs after the cross checks: entry names are
+ * looked up in the sorted tables of workspace ids, teams and projects. */
+static void config_limits(config_ctx_t *c, uint32_t v)
+{
+    static const char *const unpriced[] = {"refuse", "free", NULL};
+    config_limits_t *lim = &c->cfg->limits;
+    uint32_t k[CONFIG_L_NKEYS];
+
+    lim->enabled = true;
+    if (!config_want_map(c, v, "limits")) return;
+    config_map_keys(c, v, config_lim_keys, CONFIG_L_NKEYS, k, "in limits");
+    if (k[CONFIG_L_TIME_ZONE] != CONFIG_NONE)
+        config_lim_time_zone(c, config_val(c, k[CONFIG_L_TIME_ZONE]));
+    if (k[CONFIG_L_SOFT] != CONFIG_NONE)
+        config_lim_pct(c, config_val(c, k[CONFIG_L_SOFT]), "limits.soft_threshold", &lim->soft_pct);
+    if (k[CONFIG_L_STORE] != CONFIG_NONE) config_lim_store(c, config_val(c, k[CONFIG_L_STORE]));
+    if (k[CONFIG_L_ADMIN_TOKEN] != CONFIG_NONE)
+        config_lim_admin_token(c, config_val(c, k[CONFIG_L_ADMIN_TOKEN]));
+    if (k[CONFIG_L_UNPRICED] != CONFIG_NONE) {
+        int r = config_enum(c, config_val(c, k[CONFIG_L_UNPRICED]), "limits.unpriced", unpriced);
+        if (r >= 0) lim->unpriced_free = r == 1;
+    }
+    if (!c->oom && k[CONFIG_L_PRICES] != CONFIG_NONE)
+        config_lim_prices(c, config_val(c, k[CONFIG_L_PRICES]));
+    if (c->teams.n > 1) qsort(c->teams.v, c->teams.n, sizeof *c->teams.v, config_key_cmp);
+    if (c->projects.n > 1)
+        qsort(c->projects.v, c->projects.n, sizeof *c->projects.v, config_key_cmp);
+    for (size_t s = 0; s < CONFIG_LIM_NSCOPES && !c->oom; s++)
+        if (k[CONFIG_L_SCOPES + s] != CONFIG_NONE)
+            config_lim_scope(c, config_val(c, k[CONFIG_L_SCOPES + s]), (config_lim_scope_t)s);
+}
+
+const config_lim_entry_t *config_lim_entry(const config_t *c, config_lim_scope_t scope,
+                                           const char *name)
+{
+    if (!c || (unsigned)scope >= CONFIG_LIM_NSCOPES) return NULL;
+    const config_lim_entry_t *v = c->limits.entries[scope];
+    size_t n = c->limits.nentries[scope];
+    if (!v || n == 0) return NULL;
+    config_lim_entry_t probe = {.name = (char *)(name ? name : "*")};
+    const config_lim_entry_t *e = bsearch(&probe, v, n, sizeof *v, config_lim_entry_cmp);
+    if (e || !name) return e;
+    probe.name = (char *)"*";
+    return bsearch(&probe, v, n, sizeof *v, config_lim_entry_cmp);
+}
+
+const char *config_lim_scope_name(config_lim_scope_t s)
+{
+    return (unsigned)s < CONFIG_LIM_NSCOPES ? config_lim_scope_names[s] : "?";
+}
+
+/* ------------------------------------------------------------------------ */
 /* Top level                                                                 */
 
 enum {
@@ -2915,11 +3720,13 @@ enum {
     CONFIG_T_POLICIES,
     CONFIG_T_INSPECT,
     CONFIG_T_GATEWAY,
+    CONFIG_T_LIMITS,
     CONFIG_T_NKEYS
 };
 static const char *const config_top_keys[CONFIG_T_NKEYS] = {
-    "version",           "listeners",    "workers",    "audit",    "timeouts", "max_header_bytes",
-    "workspace_subnets", "deny_domains", "workspaces", "policies", "inspect",  "gateway"};
+    "version",          "listeners",         "workers",      "audit",      "timeouts",
+    "max_header_bytes", "workspace_subnets", "deny_domains", "workspaces", "policies",
+    "inspect",          "gateway",           "limits"};
 
 static void config_defaults(config_ctx_t *c)
 {
@@ -2953,6 +3760,17 @@ static void config_defaults(config_ctx_t *c)
     gw->block_restricted_files = true;
     gw->max_prompt_tokens = 128000;
     gw->log_prompts = GW_LOG_METADATA;
+    config_limits_t *lim = &cfg->limits;
+    lim->enabled = false;
+    lim->time_zone = config_strdup(c, "UTC");
+    lim->tz = NULL;
+    lim->soft_pct = 80;
+    lim->store = CONFIG_LIM_STORE_SQLITE;
+    lim->db_path = config_strdup(c, "cdeguard-usage.db");
+    lim->flush_interval_ms = 1000;
+    lim->redis_port = 6379;
+    lim->key_prefix = config_strdup(c, "cdeguard");
+    lim->redis_timeout_ms = 250;
 }
 
 static void config_build(config_ctx_t *c, uint32_t root)
@@ -3036,6 +3854,8 @@ static void config_build(config_ctx_t *c, uint32_t root)
     }
     if (!c->oom) config_gateway(c, config_val(c, k[CONFIG_T_GATEWAY]));
     if (!c->oom) config_cross_checks(c);
+    if (!c->oom && k[CONFIG_T_LIMITS] != CONFIG_NONE)
+        config_limits(c, config_val(c, k[CONFIG_T_LIMITS]));
     if (!c->oom && k[CONFIG_T_INSPECT] != CONFIG_NONE)
         config_inspect(c, config_val(c, k[CONFIG_T_INSPECT]));
     /* The gateway inspects every request: without an inspect section it
@@ -3069,6 +3889,7 @@ static void config_free(config_t *cfg)
         free(ws->id);
         free(ws->group);
         free(ws->team);
+        free(ws->project);
         cidrset_free(&ws->sources);
         free(ws->tokens);
     }
@@ -3114,6 +3935,25 @@ static void config_free(config_t *cfg)
         config_free_strv(g->models, g->nmodels);
     }
     free(gw->groups);
+    config_limits_t *lim = &cfg->limits;
+    free(lim->time_zone);
+    tz_free(lim->tz);
+    free(lim->db_path);
+    free(lim->redis_url);
+    free(lim->redis_host);
+    if (lim->redis_password) {
+        OPENSSL_cleanse(lim->redis_password, strlen(lim->redis_password));
+        free(lim->redis_password);
+    }
+    free(lim->key_prefix);
+    for (size_t i = 0; i < lim->nprices; i++)
+        lim_price_clear(&lim->prices[i]);
+    free(lim->prices);
+    for (size_t s = 0; s < CONFIG_LIM_NSCOPES; s++) {
+        for (size_t i = 0; i < lim->nentries[s]; i++)
+            free(lim->entries[s][i].name);
+        free(lim->entries[s]);
+    }
     free(cfg);
 }
 
@@ -3130,6 +3970,8 @@ static void config_ctx_free(config_ctx_t *c)
     free(c->tokens.v);
     free(c->gwproviders.v);
     free(c->gwgroups.v);
+    free(c->teams.v);
+    free(c->projects.v);
     free(c->srcs);
     free(c->ws_group_line);
 }

@@ -20,6 +20,9 @@
 #include <stdint.h>
 
 #include "inspect/inspect.h"
+#include "limits/ledger.h"
+#include "limits/price.h"
+#include "limits/tz.h"
 #include "net/ipaddr.h"
 #include "policy/domain.h"
 
@@ -68,7 +71,8 @@ typedef struct config_token {
 typedef struct config_workspace {
     char *id;
     char *group;
-    char *team;             /* optional; audit and (issue 5) budgets; default = group */
+    char *team;             /* optional; audit and budgets; default = group */
+    char *project;          /* optional; budgets and reports; default NULL (no project scope) */
     char region[32];        /* optional gateway region pin; wins over the group's */
     cidrset_t sources;      /* attribution by source address */
     config_token_t *tokens; /* attribution by Proxy-Authorization */
@@ -173,6 +177,62 @@ typedef struct config_gateway {
     size_t ngroups;
 } config_gateway_t;
 
+/* ---- rate limits and budgets (`limits:` section; see doc/config.md) ---- */
+
+#define CONFIG_LIM_MAX_RULES 8
+
+/* The scopes a limit attaches to.  An agent is "<workspace>/<x-agent-id>";
+ * egress limits apply to a workspace's traffic through the egress proxy. */
+typedef enum {
+    CONFIG_LIM_WORKSPACE = 0,
+    CONFIG_LIM_AGENT,
+    CONFIG_LIM_PROJECT,
+    CONFIG_LIM_TEAM,
+    CONFIG_LIM_EGRESS,
+    CONFIG_LIM_NSCOPES
+} config_lim_scope_t;
+
+/* The limits of one scope instance, or of every instance without its own
+ * entry (name "*").  A named entry replaces "*" entirely (no merging). */
+typedef struct config_lim_entry {
+    char *name; /* "*", a workspace id, agent "ws/agent-id", project, team */
+    lim_rule_t rules[CONFIG_LIM_MAX_RULES];
+    size_t nrules;
+    int line;
+} config_lim_entry_t;
+
+typedef enum { CONFIG_LIM_STORE_SQLITE = 0, CONFIG_LIM_STORE_REDIS = 1 } config_lim_store_t;
+
+typedef struct config_limits {
+    bool enabled;      /* the file has a limits section */
+    char *time_zone;   /* IANA name as written; default "UTC" */
+    tz_t *tz;          /* loaded at config load; NULL = UTC */
+    uint32_t soft_pct; /* default soft threshold for day/month budgets: 80; 0 = off */
+    config_lim_store_t store;
+    /* sqlite */
+    char *db_path;              /* default "cdeguard-usage.db" */
+    uint64_t flush_interval_ms; /* default 1000; 10 ms .. 60 s */
+    /* redis */
+    char *redis_url;           /* as written: redis://host[:port][/db] */
+    char *redis_host;          /* parsed */
+    uint16_t redis_port;       /* default 6379 */
+    int redis_db;              /* default 0 */
+    char *redis_password;      /* read from password: env:/file: at load; wiped on free; or NULL */
+    char *key_prefix;          /* default "cdeguard" */
+    uint64_t redis_timeout_ms; /* per command, default 250 */
+    bool fail_open;            /* on_error: fail_open; default fail_closed */
+    /* admin */
+    bool admin_token_set;
+    uint8_t admin_token_sha256[32]; /* POST /v1/budgets: Authorization: Bearer <token> */
+    /* prices */
+    bool unpriced_free; /* unpriced: free; default refuse: a model without a price is
+                           refused when a cost rule applies to the call */
+    lim_price_t *prices;
+    size_t nprices;
+    config_lim_entry_t *entries[CONFIG_LIM_NSCOPES];
+    size_t nentries[CONFIG_LIM_NSCOPES];
+} config_limits_t;
+
 typedef struct config {
     atomic_int refs;
     char *path;             /* file it was loaded from */
@@ -199,6 +259,7 @@ typedef struct config {
     size_t npolicies;
     config_inspect_t inspect;
     config_gateway_t gateway;
+    config_limits_t limits;
 } config_t;
 
 /* Error list filled by config_load: each message is "FILE:LINE: text". */
@@ -231,6 +292,11 @@ const config_gw_provider_t *config_gw_provider(const config_t *c, const char *na
 const config_gw_group_t *config_gw_group(const config_t *c, const char *group);
 /* A workspace by id. */
 const config_workspace_t *config_workspace_by_id(const config_t *c, const char *id, size_t len);
+/* The limits entry of a scope instance: the named one, else "*", else NULL. */
+const config_lim_entry_t *config_lim_entry(const config_t *c, config_lim_scope_t scope,
+                                           const char *name);
+const char *config_lim_scope_name(config_lim_scope_t s); /* "workspace", "agent", ... */
+
 /* Glob match used for model patterns: '*' any run (also empty), '?' one byte. */
 bool config_glob_match(const char *pat, const char *s, size_t len);
 

@@ -34,6 +34,7 @@
 #include "egress/egress.h"
 #include "gateway/gateway.h"
 #include "inspect/inspect.h"
+#include "limits/limiter.h"
 #include "metrics/metrics.h"
 #include "net/ipaddr.h"
 
@@ -48,6 +49,7 @@ typedef struct daemon_state {
     uv_signal_t sighup, sigterm, sigint;
     bool stopping;
     gateway_shared_t *gw_shared; /* TLS contexts of the gateway, or NULL */
+    lim_shared_t *lim;           /* rate limits and budgets: the store */
 } daemon_state_t;
 
 static daemon_state_t D;
@@ -117,6 +119,10 @@ void worker_conn_count(worker_t *w, int delta)
 void worker_maybe_finish(worker_t *w)
 {
     if (!w->draining || w->nconns > 0) return;
+    if (w->lim) { /* no call is left to settle: the store connection goes */
+        lim_worker_free(w->lim);
+        w->lim = NULL;
+    }
     if (!uv_is_closing((uv_handle_t *)&w->wake)) {
         uv_close((uv_handle_t *)&w->wake, NULL);
         uv_close((uv_handle_t *)&w->drain_timer, NULL);
@@ -178,6 +184,8 @@ static int worker_init(worker_t *w, int id, config_t *cfg, const int fds[3], cha
     w->wake.data = w;
     uv_timer_init(&w->loop, &w->drain_timer);
     w->drain_timer.data = w;
+    w->lim = lim_worker_new(D.lim, &w->loop, err, errlen);
+    if (!w->lim) return -1;
     if (egress_start(w, err, errlen) < 0) return -1;
     return gateway_start(w, D.gw_shared, err, errlen);
 }
@@ -233,6 +241,9 @@ static void on_sighup(uv_signal_t *h, int sig)
         log_warn("listener addresses changed in %s: they take effect at the next restart", D.path);
     if (next->workers != D.cfg->workers)
         log_warn("workers changed in %s: takes effect at the next restart", D.path);
+    const char *lim_changed = lim_shared_store_changed(D.lim, next);
+    if (lim_changed) log_warn("%s", lim_changed);
+    lim_shared_set_config(D.lim, next);
     char err[256];
     bool to_stdout = next->audit_sink == AUDIT_STDOUT;
     if (audit_reconfigure(to_stdout, next->audit_path, err, sizeof err) < 0)
@@ -327,6 +338,14 @@ int daemon_serve(const char *config_path, int workers_override)
             goto out_workers;
         }
     }
+    D.lim = lim_shared_new(D.cfg, err, sizeof err);
+    if (!D.lim) {
+        fprintf(stderr, "%s\n", err);
+        goto out_workers;
+    }
+    lim_shared_set_config(D.lim, D.cfg);
+    metrics_set_render_hook(lim_render_gauges);
+    admin_set_limits(D.lim, &D.cfg);
     const config_gateway_t *g = &D.cfg->gateway;
     bool gw_on = g->enabled && g->listen.enabled, authz_on = g->enabled && g->ext_authz.enabled;
     if (gw_on || authz_on) {
@@ -360,6 +379,7 @@ int daemon_serve(const char *config_path, int workers_override)
         }
     }
     D.nworkers = n;
+    lim_shared_start(D.lim, D.loop);
     for (int i = 0; i < n; i++) {
         if (pthread_create(&D.workers[i].thread, NULL, worker_main, &D.workers[i]) != 0) {
             fprintf(stderr, "cannot start worker thread %d\n", i);
@@ -386,6 +406,10 @@ int daemon_serve(const char *config_path, int workers_override)
     for (int i = 0; i < n; i++) {
         pthread_join(D.workers[i].thread, NULL);
         worker_t *w = &D.workers[i];
+        if (w->lim) {
+            lim_worker_free(w->lim);
+            w->lim = NULL;
+        }
         uv_run(&w->loop, UV_RUN_NOWAIT); /* run pending close callbacks */
         gateway_stop(w);
         uv_run(&w->loop, UV_RUN_NOWAIT);
@@ -394,6 +418,7 @@ int daemon_serve(const char *config_path, int workers_override)
         config_unref(w->cfg);
         pthread_mutex_destroy(&w->mu);
     }
+    lim_shared_stop(D.lim);
     /* Let closing handles of the main loop finish. */
     uv_run(D.loop, UV_RUN_NOWAIT);
     log_info("drained, exiting");
@@ -401,6 +426,10 @@ int daemon_serve(const char *config_path, int workers_override)
 
 out_workers:
     free(D.workers);
+    admin_set_limits(NULL, NULL);
+    metrics_set_render_hook(NULL);
+    lim_shared_free(D.lim);
+    D.lim = NULL;
     gateway_shared_free(D.gw_shared);
     D.gw_shared = NULL;
 out_audit:

@@ -44,6 +44,8 @@ typedef struct worker {
     bool gw_listening, authz_listening;
     int gw_fd, authz_fd; /* -1 when the listener is off */
     void *gw;            /* gw_worker_t (gateway.c) */
+
+    void *lim; /* lim_worker_t (limits/limiter.h): rate limits and budgets */
 } worker_t;
 
 /* Count a service's live objects (connections, tunnels): they keep a

@@ -34,6 +34,7 @@
 #include "egress/egress_int.h"
 #include "http/http1.h"
 #include "identity/identity.h"
+#include "limits/limiter.h"
 #include "metrics/metrics.h"
 #include "net/ipaddr.h"
 #include "policy/policy.h"
@@ -76,6 +77,7 @@ struct conn {
     uv_timer_t timer;
     uv_getaddrinfo_t gai;
     bool gai_pending;
+    lim_pending_t *lim_pending; /* the limits store has not answered yet */
 
     netaddr_t peer;
     uint16_t peer_port;
@@ -182,6 +184,11 @@ void egress_record_emit(egress_record_t *r)
         d = MDEC_MONITOR;
     metrics_egress_request(slot, d);
     if (!r->latency_recorded) metrics_egress_latency(dur / 1000.0);
+    if (r->lim_ticket) { /* bytes both ways count against bytes_per_* */
+        lim_used_t used = {.bytes = r->bytes_up + r->bytes_down};
+        lim_settle(r->lim_worker, r->lim_ticket, &used);
+        r->lim_ticket = NULL;
+    }
     if (r->cfg) config_unref(r->cfg);
     r->cfg = NULL;
 }
@@ -387,6 +394,10 @@ static void conn_close(conn_t *c)
 {
     if (c->state != CS_CLOSING) {
         c->state = CS_CLOSING;
+        if (c->lim_pending) {
+            lim_cancel(c->lim_pending);
+            c->lim_pending = NULL;
+        }
         if (c->gai_pending) uv_cancel((uv_req_t *)&c->gai);
         uv_timer_stop(&c->timer);
         c->pending_handles++;
@@ -624,6 +635,9 @@ static const char *header_value(conn_t *c, const char *name, size_t *len)
 
 static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res);
 
+static void request_route(conn_t *c);
+static void request_limits_done(void *ctx, lim_ticket_t *t, const lim_result_t *res);
+
 static void request_head_done(conn_t *c)
 {
     uv_timer_stop(&c->timer);
@@ -698,6 +712,59 @@ static void request_head_done(conn_t *c)
         }
     }
 
+    /* rate and byte limits of the workspace */
+    lim_worker_t *lw = c->w->lim;
+    if (lw && cfg->limits.enabled && cfg->limits.nentries[CONFIG_LIM_EGRESS] > 0) {
+        lim_call_t lc = {.cfg = cfg, .ws = c->rec.ws, .egress = true};
+        lim_ticket_t *t = NULL;
+        lim_pending_t *p = NULL;
+        lim_result_t res;
+        c->state = CS_RESOLVING; /* not reading the client while the store answers */
+        conn_update_reading(c);
+        if (lim_check(lw, &lc, &t, &res, request_limits_done, c, &p) == LIM_PENDING) {
+            c->lim_pending = p;
+            return;
+        }
+        request_limits_done(c, t, &res);
+        return;
+    }
+    request_route(c);
+}
+
+/* The limits answered: refuse (429 / 503) or go on to the destination. */
+static void request_limits_done(void *ctx, lim_ticket_t *t, const lim_result_t *res)
+{
+    conn_t *c = ctx;
+    c->lim_pending = NULL;
+    egress_record_t *r = &c->rec;
+    if (!res->allowed) {
+        r->decision = "deny";
+        r->reason = res->reason;
+        const char *rule = res->status == 429 ? "rate_limit" : "limits_store";
+        snprintf(r->rule, sizeof r->rule, "%s", rule);
+        char hdrs[128], body[sizeof res->message + 32];
+        snprintf(hdrs, sizeof hdrs, "Retry-After: %lld\r\nX-Cdeguard-Rule: %s\r\n",
+                 (long long)res->retry_after, rule);
+        snprintf(body, sizeof body, "cdeguard: %s\n", res->message);
+        bool close_after =
+            c->is_connect || http_msg_has_body(&c->req) || !http_msg_keep_alive(&c->req);
+        reply_refusal(c, res->status,
+                      res->status == 429 ? "Too Many Requests" : "Service Unavailable", hdrs, body,
+                      close_after);
+        return;
+    }
+    r->lim_ticket = t;
+    r->lim_worker = c->w->lim;
+    if (res->fail_open) log_warn("egress: %s", res->message);
+    request_route(c);
+}
+
+/* Allowed: connect to the literal address, reuse the upstream connection,
+ * or resolve the name. */
+static void request_route(conn_t *c)
+{
+    config_t *cfg = c->rec.cfg;
+    const config_policy_t *pol = c->rec.pol;
     if (c->target.is_ip) {
         c->cands[0] = c->target.ip;
         c->ncands = 1;

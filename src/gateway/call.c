@@ -471,6 +471,8 @@ int gw_call_decide(const gw_call_in_t *in, gw_call_t *c)
     c->model[ml] = '\0';
     c->stream = r.stream;
     c->prompt_tokens_est = r.prompt_tokens_est;
+    c->has_max_output = r.has_max_output;
+    c->max_output = r.max_output;
     bool include_usage = r.include_usage;
     int rc = 0;
     if (!model_allowed(c->group, c->model))

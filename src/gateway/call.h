@@ -73,6 +73,8 @@ typedef struct gw_call {
     bool stream;
     bool add_include_usage; /* the gateway asked for the usage chunk: strip it */
     uint64_t prompt_tokens_est;
+    bool has_max_output; /* the body asks for at most max_output tokens */
+    uint64_t max_output;
 
     /* inspection */
     inspect_verdict_t verdict;

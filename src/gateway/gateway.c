@@ -39,6 +39,7 @@
 #include "gateway/call.h"
 #include "gateway/io.h"
 #include "gateway/upstream.h"
+#include "limits/limiter.h"
 #include "llm/cred.h"
 #include "llm/secret.h"
 #include "llm/relay.h"
@@ -49,6 +50,9 @@
 #define PENDING_MAX (64 * 1024)   /* pipelined bytes held during a call */
 #define UP_HEAD_MAX (64 * 1024)
 #define KEY_HEADER_MAX (LLM_SECRET_MAX + 64) /* "Bearer " + key */
+/* The output a call may produce when its body sets no maximum: what limits
+ * reserve for it (doc/config.md, "Limits"). */
+#define LIM_DEFAULT_OUTPUT_EST 4096
 
 struct gateway_shared {
     SSL_CTX *server_ctx; /* NULL: plain HTTP listener */
@@ -110,6 +114,12 @@ struct gw_conn {
     char upstream[300];
     uint64_t bytes_up, bytes_down;
     uint64_t t0_wall_ms, t0_ns, t_body_ns, t_sent_ns, t_uphead_ns, t_head_sent_ns;
+
+    /* limits */
+    lim_ticket_t *lim_ticket;   /* reserved: settled when the call ends */
+    lim_pending_t *lim_pending; /* the store has not answered yet */
+    int64_t retry_after;        /* a 429/503 refusal's Retry-After, or 0 */
+    bool lim_fail_open;         /* allowed although the store did not answer */
 };
 
 static void conn_close(gw_conn_t *c);
@@ -335,6 +345,25 @@ static void call_record(gw_conn_t *c)
                            u.cache_write);
     metrics_llm_latency(total_ms / 1000.0, added_ms / 1000.0);
     if (fnd != fnd_small) free(fnd);
+    if (c->lim_pending) {
+        lim_cancel(c->lim_pending);
+        c->lim_pending = NULL;
+    }
+    if (c->lim_ticket) {
+        /* ext_authz: the call goes on without us, so what it may use (the
+         * estimate) is what it is charged */
+        lim_used_t lu = {.input = u.input,
+                         .output = u.output,
+                         .cache_read = u.cache_read,
+                         .cache_write = u.cache_write};
+        if (c->ext_authz && c->status == 200) {
+            lu.input = k->prompt_tokens_est;
+            lu.output = k->has_max_output ? k->max_output : LIM_DEFAULT_OUTPUT_EST;
+        }
+        bool went = c->t_sent_ns != 0 || (c->ext_authz && c->status == 200);
+        lim_settle(c->gw->w->lim, c->lim_ticket, went ? &lu : NULL);
+        c->lim_ticket = NULL;
+    }
 }
 
 /* End of a call: record it, free it, go on with the connection. */
@@ -649,6 +678,9 @@ static void conn_answer_refusal(gw_conn_t *c)
     if (c->call.status == 401 && c->call.errfmt == LLM_ERRFMT_OPENAI) {
         snprintf(hdr, sizeof hdr, "WWW-Authenticate: Bearer realm=\"cdeguard\"\r\n");
         extra = hdr;
+    } else if (c->retry_after > 0) {
+        snprintf(hdr, sizeof hdr, "Retry-After: %" PRId64 "\r\n", c->retry_after);
+        extra = hdr;
     }
     conn_respond(c, c->call.status, extra, "application/json", body, n > 0 ? (size_t)n : 0);
 }
@@ -694,6 +726,9 @@ static void ext_authz_allow(gw_conn_t *c)
     OPENSSL_cleanse(extra, sizeof extra);
 }
 
+static void conn_forward(gw_conn_t *c);
+static void conn_limits_done(void *ctx, lim_ticket_t *t, const lim_result_t *res);
+
 static void conn_call(gw_conn_t *c)
 {
     gw_worker_t *gw = c->gw;
@@ -706,6 +741,8 @@ static void conn_call(gw_conn_t *c)
     c->fail_reason = NULL;
     c->upstream[0] = '\0';
     c->rbody_over = false;
+    c->retry_after = 0;
+    c->lim_fail_open = false;
     if (gw->w->draining) c->close_after = true;
     if (c->io.tls && !c->cn_checked) {
         c->cn_checked = true;
@@ -740,6 +777,52 @@ static void conn_call(gw_conn_t *c)
         if (c->state != C_CLOSING) conn_next_request(c);
         return;
     }
+    lim_worker_t *lw = gw->w->lim;
+    if (lw) {
+        const gw_call_t *k = &c->call;
+        lim_call_t lc = {
+            .cfg = c->cfg,
+            .ws = k->ws,
+            .agent = k->agent,
+            .provider = k->provider ? k->provider->name : "",
+            .model = k->model,
+            .est_input = k->prompt_tokens_est,
+            .est_output = k->has_max_output ? k->max_output : LIM_DEFAULT_OUTPUT_EST,
+        };
+        lim_ticket_t *tk = NULL;
+        lim_result_t res;
+        lim_pending_t *p = NULL;
+        c->state = C_CALL; /* a Redis answer may be awaited */
+        if (lim_check(lw, &lc, &tk, &res, conn_limits_done, c, &p) == LIM_PENDING) {
+            c->lim_pending = p;
+            return;
+        }
+        conn_limits_done(c, tk, &res);
+        return;
+    }
+    conn_forward(c);
+}
+
+/* The limits said yes or no (at once, or when the store answered). */
+static void conn_limits_done(void *ctx, lim_ticket_t *t, const lim_result_t *res)
+{
+    gw_conn_t *c = ctx;
+    c->lim_pending = NULL;
+    if (!res->allowed) {
+        c->retry_after = res->retry_after;
+        conn_call_refuse(c, res->status, res->reason, res->message, false);
+        return;
+    }
+    c->lim_ticket = t;
+    c->lim_fail_open = res->fail_open;
+    if (res->fail_open) log_warn("gateway: %s", res->message);
+    conn_forward(c);
+}
+
+/* An allowed call: ext_authz answers, the gateway sends it upstream. */
+static void conn_forward(gw_conn_t *c)
+{
+    gw_worker_t *gw = c->gw;
     if (c->ext_authz) {
         ext_authz_allow(c);
         call_end(c);

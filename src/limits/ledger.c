@@ -22,6 +22,7 @@ typedef struct counter {
     int64_t start, end;
     uint64_t used, reserved;
     bool soft_fired;
+    uint64_t loaded_past_soft; /* used as loaded at start: a threshold below it was told before */
 } counter_t;
 
 typedef struct resv_item {
@@ -41,7 +42,7 @@ struct lim_ledger {
     size_t nbuckets, ncounters;
 };
 
-static const char *const metric_names[LIM_METRICS] = {"requests", "tokens", "cost"};
+static const char *const metric_names[LIM_METRICS] = {"requests", "tokens", "cost", "bytes"};
 
 const char *lim_metric_name(lim_metric_t m)
 {
@@ -213,7 +214,7 @@ int lim_ledger_reserve(lim_ledger_t *l, const lim_scope_t *scopes, size_t nscope
 }
 
 void lim_ledger_settle(lim_ledger_t *l, lim_resv_t *r, const lim_amount_t *actual, lim_soft_fn soft,
-                       void *ctx)
+                       lim_put_fn put, void *ctx)
 {
     if (!r) return;
     pthread_mutex_lock(&l->mu);
@@ -224,8 +225,10 @@ void lim_ledger_settle(lim_ledger_t *l, lim_resv_t *r, const lim_amount_t *actua
         if (!actual) continue;
         uint64_t before = c->used;
         c->used = sat_add(c->used, actual->v[it->rule_copy.metric]);
+        if (put && c->used != before)
+            put(ctx, c->scope, c->metric, c->period, c->start, c->end, c->used);
         uint32_t pct = it->rule_copy.soft_pct;
-        if (pct && !c->soft_fired) {
+        if (pct && !c->soft_fired && c->loaded_past_soft <= before) {
             /* threshold = ceil(max * pct / 100), without overflow */
             uint64_t max = it->rule_copy.max;
             uint64_t th = max / 100 * pct + (max % 100 * pct + 99) / 100;
@@ -237,6 +240,20 @@ void lim_ledger_settle(lim_ledger_t *l, lim_resv_t *r, const lim_amount_t *actua
     }
     pthread_mutex_unlock(&l->mu);
     free(r);
+}
+
+int lim_ledger_load(lim_ledger_t *l, const char *scope, lim_metric_t metric, lim_window_t period,
+                    int64_t start, int64_t end, uint64_t used)
+{
+    if (!scope || strlen(scope) >= LIM_SCOPE_KEY_MAX || (unsigned)metric >= LIM_METRICS ||
+        (unsigned)period >= LIM_WINDOWS || end <= start)
+        return LIM_EINVAL;
+    pthread_mutex_lock(&l->mu);
+    counter_t *c = get(l, scope, metric, period, start, end);
+    if (c && used > c->used) c->used = used;
+    if (c) c->loaded_past_soft = c->used;
+    pthread_mutex_unlock(&l->mu);
+    return c ? LIM_OK : LIM_ENOMEM;
 }
 
 size_t lim_ledger_expire(lim_ledger_t *l, int64_t now)

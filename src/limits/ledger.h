@@ -39,10 +39,12 @@
 #include "limits/window.h"
 
 #define LIM_WINDOWS 3 /* minute, day, month (lim_window_t): indexes of lim_spans_t */
-#define LIM_METRICS 3
-#define LIM_SCOPE_KEY_MAX 160
+#define LIM_METRICS 4
+#define LIM_SCOPE_KEY_MAX                                                                          \
+    208 /* "agent:" + workspace id (64) + "/" + agent id (128), with its NUL */
 
-typedef enum { LIM_REQUESTS = 0, LIM_TOKENS = 1, LIM_COST = 2 } lim_metric_t;
+/* bytes: the egress proxy's bytes per minute */
+typedef enum { LIM_REQUESTS = 0, LIM_TOKENS = 1, LIM_COST = 2, LIM_BYTES = 3 } lim_metric_t;
 
 typedef struct lim_rule {
     lim_metric_t metric;
@@ -58,7 +60,7 @@ typedef struct lim_scope {
 } lim_scope_t;
 
 typedef struct lim_amount {
-    uint64_t v[LIM_METRICS]; /* requests, tokens, cost (nano-USD) */
+    uint64_t v[LIM_METRICS]; /* requests, tokens, cost (nano-USD), bytes */
 } lim_amount_t;
 
 /* The windows that contain `now`, one per period: [start, end) in UTC s. */
@@ -82,6 +84,11 @@ typedef struct lim_resv lim_resv_t;
 typedef void (*lim_soft_fn)(void *ctx, const char *scope, const lim_rule_t *rule, uint64_t used,
                             int64_t window_start);
 
+/* Called (under the ledger's lock) for every counter a settle changed, with
+ * its new `used`: how the embedded store persists counters. */
+typedef void (*lim_put_fn)(void *ctx, const char *scope, lim_metric_t metric, lim_window_t period,
+                           int64_t start, int64_t end, uint64_t used);
+
 lim_ledger_t *lim_ledger_new(void);
 void lim_ledger_free(lim_ledger_t *l);
 
@@ -95,9 +102,16 @@ void lim_ledger_free(lim_ledger_t *l);
 int lim_ledger_reserve(lim_ledger_t *l, const lim_scope_t *scopes, size_t nscopes,
                        const lim_amount_t *estimate, const lim_spans_t *spans, int64_t now,
                        lim_resv_t **out, lim_refusal_t *why);
-/* Release the reservation and add `actual` (NULL: nothing was used). */
+/* Release the reservation and add `actual` (NULL: nothing was used); soft
+ * and put may be NULL. */
 void lim_ledger_settle(lim_ledger_t *l, lim_resv_t *r, const lim_amount_t *actual, lim_soft_fn soft,
-                       void *ctx);
+                       lim_put_fn put, void *ctx);
+/* A counter as persisted (a restart): `used` becomes the larger of its
+ * value and the loaded one.  The soft threshold of a loaded counter that is
+ * already past it is not told again (soft_pct of the rule that will use it:
+ * 0 when unknown).  LIM_OK or LIM_ENOMEM / LIM_EINVAL. */
+int lim_ledger_load(lim_ledger_t *l, const char *scope, lim_metric_t metric, lim_window_t period,
+                    int64_t start, int64_t end, uint64_t used);
 /* Drop counters of windows ended at `now` with nothing reserved; returns
  * how many were dropped. */
 size_t lim_ledger_expire(lim_ledger_t *l, int64_t now);
@@ -109,6 +123,6 @@ void lim_ledger_peek(lim_ledger_t *l, const char *scope, lim_metric_t metric, li
                      int64_t window_start, uint64_t *used, uint64_t *reserved);
 size_t lim_ledger_counters(lim_ledger_t *l);
 
-const char *lim_metric_name(lim_metric_t m); /* "requests", "tokens", "cost" */
+const char *lim_metric_name(lim_metric_t m); /* "requests", "tokens", "cost", "bytes" */
 
 #endif

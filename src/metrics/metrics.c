@@ -200,7 +200,40 @@ static family_t f_errors = {
     .mu = PTHREAD_MUTEX_INITIALIZER,
 };
 
-static family_t *const families[] = {&f_requests, &f_tokens, &f_findings, &f_errors};
+static const char *const lbl_limit[] = {"scope", "metric", "period"};
+static const char *const store_outcomes[] = {"refused", "allowed"};
+static const char *const lbl_store[] = {"store"};
+static family_t f_limit_refusals = {
+    .name = "cdeguard_limit_refusals_total",
+    .help = "Calls refused by a rate limit or budget, by scope kind, metric and period.",
+    .nlabels = 3,
+    .nvalues = 1,
+    .label_names = lbl_limit,
+    .mu = PTHREAD_MUTEX_INITIALIZER,
+};
+static family_t f_limit_soft = {
+    .name = "cdeguard_limit_soft_threshold_total",
+    .help = "Soft budget thresholds crossed (once per scope and window).",
+    .nlabels = 3,
+    .nvalues = 1,
+    .label_names = lbl_limit,
+    .mu = PTHREAD_MUTEX_INITIALIZER,
+};
+static family_t f_limit_store = {
+    .name = "cdeguard_limit_store_errors_total",
+    .help = "Calls the limits store could not answer, by what happened to them.",
+    .nlabels = 1,
+    .nvalues = 2,
+    .label_names = lbl_store,
+    .value_label = "outcome",
+    .value_names = store_outcomes,
+    .mu = PTHREAD_MUTEX_INITIALIZER,
+};
+
+static family_t *const families[] = {&f_requests,       &f_tokens,     &f_findings,   &f_errors,
+                                     &f_limit_refusals, &f_limit_soft, &f_limit_store};
+
+static _Atomic(metrics_render_hook_fn) render_hook;
 
 static struct {
     pthread_mutex_t mu; /* interning */
@@ -582,6 +615,32 @@ void metrics_llm_latency(double total_seconds, double added_seconds)
     hist_observe(&h_llm_added, added_seconds);
 }
 
+void metrics_limit_refusal(const char *scope, const char *metric, const char *period)
+{
+    const char *l[3] = {nz(scope), nz(metric), nz(period)};
+    lseries_t *x = family_get(&f_limit_refusals, l);
+    if (x) ADD(x->v[0], 1);
+}
+
+void metrics_limit_soft(const char *scope, const char *metric, const char *period)
+{
+    const char *l[3] = {nz(scope), nz(metric), nz(period)};
+    lseries_t *x = family_get(&f_limit_soft, l);
+    if (x) ADD(x->v[0], 1);
+}
+
+void metrics_limit_store_error(const char *store, bool allowed)
+{
+    const char *l[1] = {nz(store)};
+    lseries_t *x = family_get(&f_limit_store, l);
+    if (x) ADD(x->v[allowed ? 1 : 0], 1);
+}
+
+void metrics_set_render_hook(metrics_render_hook_fn fn)
+{
+    atomic_store(&render_hook, fn);
+}
+
 void metrics_llm_upstream_error(const char *provider, const char *kind)
 {
     size_t k = 0;
@@ -798,6 +857,15 @@ size_t metrics_render(char *buf, size_t cap)
                      "LLM call duration, from request received to response complete.");
     render_histogram(&o, &h_llm_added, "cdeguard_llm_gateway_added_seconds",
                      "Time the gateway itself added to an LLM call.");
+
+    render_family(&o, &f_limit_refusals);
+    render_family(&o, &f_limit_soft);
+    render_family(&o, &f_limit_store);
+    metrics_render_hook_fn hook = atomic_load(&render_hook);
+    if (hook) {
+        size_t room = o.len < o.cap ? o.cap - o.len : 0;
+        o.len += hook(o.buf ? o.buf + (o.len < o.cap ? o.len : o.cap) : NULL, room);
+    }
 
     head(&o, "cdeguard_config_reloads_total", "counter", "Configuration reloads by result.");
     line_u64(&o, "cdeguard_config_reloads_total", "result", "ok", GET(m.reloads_ok));

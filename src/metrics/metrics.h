@@ -17,6 +17,7 @@
 #ifndef CDEGUARD_METRICS_METRICS_H
 #define CDEGUARD_METRICS_METRICS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -71,6 +72,20 @@ void metrics_llm_latency(double total_seconds, double added_seconds);
  * "tls", "timeout", "reset" or "protocol" (anything else, NULL included,
  * counts as "protocol"). */
 void metrics_llm_upstream_error(const char *provider, const char *kind);
+
+/* ---- rate limits and budgets ---- */
+
+/* cdeguard_limit_refusals_total{scope,metric,period} += 1 (scope: "team", ...). */
+void metrics_limit_refusal(const char *scope, const char *metric, const char *period);
+/* cdeguard_limit_soft_threshold_total{scope,metric,period} += 1. */
+void metrics_limit_soft(const char *scope, const char *metric, const char *period);
+/* cdeguard_limit_store_errors_total{store,outcome="refused"|"allowed"} += 1. */
+void metrics_limit_store_error(const char *store, bool allowed);
+/* Extra exposition text appended by metrics_render (the limiter's gauges):
+ * the hook writes at most cap bytes to buf (which may be NULL when cap is
+ * 0) and returns the length it needs. */
+typedef size_t (*metrics_render_hook_fn)(char *buf, size_t cap);
+void metrics_set_render_hook(metrics_render_hook_fn fn);
 
 /* Render everything in Prometheus text format into buf; returns bytes
  * written, or the size needed when cap is too small (caller retries). */

@@ -23,6 +23,7 @@
 
 #include "config/config.h"
 #include "inspect/validate.h"
+#include "limits/window.h"
 #include "llm/route.h"
 
 #define BAD_DIR "tests/configs/bad"
@@ -1635,6 +1636,615 @@ static void test_gateway_errors(void **state)
 #undef PROV
 }
 
+/* ---- limits ---- */
+
+/* Workspaces for the limits tests, lines 2-10: ws-demo (team platform,
+ * project checkout) and ws-b (team = its group g, no project). */
+#define LIM_WS                                                                                     \
+    "workspaces:\n"                                                                                \
+    "  - id: ws-demo\n    group: g\n    team: platform\n    project: checkout\n"                   \
+    "    sources: [10.0.0.0/24]\n"                                                                 \
+    "  - id: ws-b\n    group: g\n    sources: [10.1.0.0/24]\n"
+/* V LIM_WS POL: `limits:` is at line 15, its first key at line 16 */
+#define LIM V LIM_WS POL "limits:\n"
+
+#define ADMIN_HASH "b5d56f2eacf505c2639b22468f3a8b1bcaf7d619cadbab47dc6ce515fc4c3612"
+
+static const lim_rule_t *rule_of(const config_lim_entry_t *e, lim_metric_t m, lim_window_t p)
+{
+    for (size_t i = 0; e && i < e->nrules; i++)
+        if (e->rules[i].metric == m && e->rules[i].period == p) return &e->rules[i];
+    return NULL;
+}
+
+static void check_rule(const config_lim_entry_t *e, lim_metric_t m, lim_window_t p, uint64_t max,
+                       uint32_t soft)
+{
+    const lim_rule_t *r = rule_of(e, m, p);
+    if (!r) print_error("no rule %s/%s\n", lim_metric_name(m), lim_window_name(p));
+    assert_non_null(r);
+    assert_int_equal(r->max, max);
+    assert_int_equal(r->soft_pct, soft);
+}
+
+static void test_limits_full(void **state)
+{
+    (void)state;
+    assert_int_equal(setenv("CDEGUARD_TEST_REDIS_PW", "redis-SECRET-pw", 1), 0);
+    config_t *c = load_ok(
+        LIM "  time_zone: Europe/Berlin\n"
+            "  soft_threshold: 75%\n"
+            "  store:\n    type: redis\n    url: \"redis://[::1]:6380/2\"\n"
+            "    password: env:CDEGUARD_TEST_REDIS_PW\n    key_prefix: \"cg:prod-1\"\n"
+            "    timeout: 50ms\n    on_error: fail_open\n"
+            "  admin_token: sha256:" ADMIN_HASH "\n"
+            "  unpriced: free\n"
+            "  prices:\n"
+            "    - model: \"claude-sonnet-4*\"\n      input: 3.00\n      output: 15\n"
+            "      cache_read: 0.30\n      cache_write: \"3.75\"\n"
+            "    - {model: \"gpt-4o*\", input: 2.5, output: 10}\n"
+            "  workspaces:\n"
+            "    \"*\": {requests_per_minute: 120, tokens_per_minute: 200000}\n"
+            "    ws-demo: {tokens_per_day: 2000000, cost_per_month: 100, soft_threshold: 90,\n"
+            "              cost_per_day: 0.000001, requests_per_day: 5000, tokens_per_month: 7,\n"
+            "              requests_per_minute: 3, tokens_per_minute: 4}\n"
+            "    ws-b: {}\n"
+            "  agents:\n"
+            "    \"*\": {tokens_per_day: 500000}\n"
+            "    ws-demo/bot-1: {requests_per_day: 1000, soft_threshold: 0}\n"
+            "    \"ws-b/team/agent:x\": {tokens_per_minute: 10}\n"
+            "  projects: {checkout: {cost_per_month: 500}}\n"
+            "  teams: {platform: {cost_per_day: 50.5}, g: {requests_per_minute: 5}}\n"
+            "  egress:\n"
+            "    \"*\": {requests_per_minute: 600, bytes_per_minute: 100MB}\n"
+            "    ws-b: {requests_per_day: 10000, bytes_per_day: 64MiB}\n");
+    const config_limits_t *l = &c->limits;
+    assert_true(l->enabled);
+    assert_string_equal(l->time_zone, "Europe/Berlin");
+    assert_non_null(l->tz);
+    tz_info_t info;
+    tz_get_info(l->tz, &info);
+    assert_string_equal(info.name, "Europe/Berlin");
+    assert_int_equal(l->soft_pct, 75);
+    assert_int_equal(l->store, CONFIG_LIM_STORE_REDIS);
+    assert_string_equal(l->redis_url, "redis://[::1]:6380/2");
+    assert_string_equal(l->redis_host, "::1");
+    assert_int_equal(l->redis_port, 6380);
+    assert_int_equal(l->redis_db, 2);
+    assert_string_equal(l->redis_password, "redis-SECRET-pw");
+    assert_string_equal(l->key_prefix, "cg:prod-1");
+    assert_int_equal(l->redis_timeout_ms, 50);
+    assert_true(l->fail_open);
+    assert_string_equal(l->db_path, "cdeguard-usage.db"); /* sqlite settings keep defaults */
+    assert_int_equal(l->flush_interval_ms, 1000);
+    assert_true(l->admin_token_set);
+    assert_int_equal(l->admin_token_sha256[0], 0xb5);
+    assert_int_equal(l->admin_token_sha256[31], 0x12);
+    assert_true(l->unpriced_free);
+
+    assert_int_equal(l->nprices, 2);
+    assert_string_equal(l->prices[0].pattern, "claude-sonnet-4*");
+    assert_int_equal(l->prices[0].in, 3000000);
+    assert_int_equal(l->prices[0].out, 15000000);
+    assert_int_equal(l->prices[0].cache_read, 300000);
+    assert_int_equal(l->prices[0].cache_write, 3750000);
+    assert_string_equal(l->prices[1].pattern, "gpt-4o*");
+    assert_int_equal(l->prices[1].in, 2500000);
+    assert_int_equal(l->prices[1].out, 10000000);
+    assert_int_equal(l->prices[1].cache_read, 2500000); /* default: the input price */
+    assert_int_equal(l->prices[1].cache_write, 2500000);
+    const lim_price_t *p = lim_price_find(l->prices, l->nprices, "claude-sonnet-4-5", 17);
+    assert_ptr_equal(p, &l->prices[0]);
+
+    /* workspaces: "*" has only minute rules, so no soft threshold */
+    assert_int_equal(l->nentries[CONFIG_LIM_WORKSPACE], 3);
+    const config_lim_entry_t *star = config_lim_entry(c, CONFIG_LIM_WORKSPACE, "*");
+    assert_non_null(star);
+    assert_string_equal(star->name, "*");
+    assert_int_equal(star->line, 35);
+    assert_int_equal(star->nrules, 2);
+    check_rule(star, LIM_REQUESTS, LIM_WIN_MINUTE, 120, 0);
+    check_rule(star, LIM_TOKENS, LIM_WIN_MINUTE, 200000, 0);
+    const config_lim_entry_t *demo = config_lim_entry(c, CONFIG_LIM_WORKSPACE, "ws-demo");
+    assert_non_null(demo);
+    assert_string_equal(demo->name, "ws-demo");
+    assert_int_equal(demo->line, 36);
+    assert_int_equal(demo->nrules, 7); /* every rule key: fits CONFIG_LIM_MAX_RULES */
+    check_rule(demo, LIM_REQUESTS, LIM_WIN_MINUTE, 3, 0);
+    check_rule(demo, LIM_REQUESTS, LIM_WIN_DAY, 5000, 90);
+    check_rule(demo, LIM_TOKENS, LIM_WIN_MINUTE, 4, 0);
+    check_rule(demo, LIM_TOKENS, LIM_WIN_DAY, 2000000, 90);
+    check_rule(demo, LIM_TOKENS, LIM_WIN_MONTH, 7, 90);
+    check_rule(demo, LIM_COST, LIM_WIN_DAY, 1000, 90); /* 0.000001 USD = 1000 nano-USD */
+    check_rule(demo, LIM_COST, LIM_WIN_MONTH, 100000000000ull, 90);
+    /* an empty entry replaces "*": ws-b has no workspace limits */
+    const config_lim_entry_t *wsb = config_lim_entry(c, CONFIG_LIM_WORKSPACE, "ws-b");
+    assert_non_null(wsb);
+    assert_string_equal(wsb->name, "ws-b");
+    assert_int_equal(wsb->nrules, 0);
+    assert_ptr_equal(config_lim_entry(c, CONFIG_LIM_WORKSPACE, "nobody"), star);
+
+    /* agents */
+    assert_int_equal(l->nentries[CONFIG_LIM_AGENT], 3);
+    const config_lim_entry_t *e = config_lim_entry(c, CONFIG_LIM_AGENT, "ws-demo/bot-1");
+    assert_non_null(e);
+    assert_int_equal(e->nrules, 1);
+    check_rule(e, LIM_REQUESTS, LIM_WIN_DAY, 1000, 0); /* soft_threshold: 0 = off */
+    e = config_lim_entry(c, CONFIG_LIM_AGENT, "ws-b/team/agent:x");
+    assert_non_null(e);
+    check_rule(e, LIM_TOKENS, LIM_WIN_MINUTE, 10, 0);
+    e = config_lim_entry(c, CONFIG_LIM_AGENT, "ws-demo/bot-2");
+    assert_non_null(e);
+    assert_string_equal(e->name, "*");
+    check_rule(e, LIM_TOKENS, LIM_WIN_DAY, 500000, 75); /* the section default */
+
+    /* projects, teams (ws-b's team is its group) */
+    assert_int_equal(l->nentries[CONFIG_LIM_PROJECT], 1);
+    e = config_lim_entry(c, CONFIG_LIM_PROJECT, "checkout");
+    assert_non_null(e);
+    check_rule(e, LIM_COST, LIM_WIN_MONTH, 500000000000ull, 75);
+    assert_null(config_lim_entry(c, CONFIG_LIM_PROJECT, "other"));
+    assert_int_equal(l->nentries[CONFIG_LIM_TEAM], 2);
+    e = config_lim_entry(c, CONFIG_LIM_TEAM, "platform");
+    assert_non_null(e);
+    check_rule(e, LIM_COST, LIM_WIN_DAY, 50500000000ull, 75);
+    e = config_lim_entry(c, CONFIG_LIM_TEAM, "g");
+    assert_non_null(e);
+    check_rule(e, LIM_REQUESTS, LIM_WIN_MINUTE, 5, 0);
+    assert_null(config_lim_entry(c, CONFIG_LIM_TEAM, "nobody"));
+
+    /* egress */
+    assert_int_equal(l->nentries[CONFIG_LIM_EGRESS], 2);
+    e = config_lim_entry(c, CONFIG_LIM_EGRESS, "ws-demo");
+    assert_non_null(e);
+    assert_string_equal(e->name, "*");
+    assert_int_equal(e->nrules, 2);
+    check_rule(e, LIM_REQUESTS, LIM_WIN_MINUTE, 600, 0);
+    check_rule(e, LIM_BYTES, LIM_WIN_MINUTE, 100000000, 0);
+    e = config_lim_entry(c, CONFIG_LIM_EGRESS, "ws-b");
+    assert_non_null(e);
+    assert_string_equal(e->name, "ws-b");
+    check_rule(e, LIM_REQUESTS, LIM_WIN_DAY, 10000, 75);
+    check_rule(e, LIM_BYTES, LIM_WIN_DAY, 64ull << 20, 75);
+
+    /* the workspace's project and team */
+    assert_string_equal(c->workspaces[0].project, "checkout");
+    assert_string_equal(c->workspaces[0].team, "platform");
+    assert_null(c->workspaces[1].project);
+    assert_string_equal(c->workspaces[1].team, "g");
+    config_unref(c); /* ASan: the password, prices, tz and entries are freed */
+    unsetenv("CDEGUARD_TEST_REDIS_PW");
+}
+
+static void test_limits_defaults(void **state)
+{
+    (void)state;
+    config_t *c = load_ok(V LIM_WS POL);
+    const config_limits_t *l = &c->limits;
+    assert_false(l->enabled);
+    assert_string_equal(l->time_zone, "UTC");
+    assert_null(l->tz);
+    assert_int_equal(l->soft_pct, 80);
+    assert_int_equal(l->store, CONFIG_LIM_STORE_SQLITE);
+    assert_string_equal(l->db_path, "cdeguard-usage.db");
+    assert_int_equal(l->flush_interval_ms, 1000);
+    assert_null(l->redis_url);
+    assert_null(l->redis_host);
+    assert_int_equal(l->redis_port, 6379);
+    assert_int_equal(l->redis_db, 0);
+    assert_null(l->redis_password);
+    assert_string_equal(l->key_prefix, "cdeguard");
+    assert_int_equal(l->redis_timeout_ms, 250);
+    assert_false(l->fail_open);
+    assert_false(l->admin_token_set);
+    assert_false(l->unpriced_free);
+    assert_null(l->prices);
+    assert_int_equal(l->nprices, 0);
+    for (int s = 0; s < CONFIG_LIM_NSCOPES; s++) {
+        assert_null(l->entries[s]);
+        assert_int_equal(l->nentries[s], 0);
+        assert_null(config_lim_entry(c, (config_lim_scope_t)s, "ws-demo"));
+    }
+    assert_null(config_lim_entry(NULL, CONFIG_LIM_WORKSPACE, "ws-demo"));
+    assert_null(config_lim_entry(c, CONFIG_LIM_NSCOPES, "ws-demo"));
+    config_unref(c);
+
+    /* an empty section turns limits on with the defaults; UTC is no tz */
+    c = load_ok(LIM "  time_zone: UTC\n");
+    assert_true(c->limits.enabled);
+    assert_null(c->limits.tz);
+    assert_string_equal(c->limits.time_zone, "UTC");
+    config_unref(c);
+    c = load_ok(LIM);
+    assert_true(c->limits.enabled);
+    assert_int_equal(c->limits.soft_pct, 80);
+    config_unref(c);
+
+    /* sqlite settings; soft_threshold 0 turns soft thresholds off */
+    c = load_ok(LIM "  soft_threshold: 0\n"
+                    "  store: {type: sqlite, path: /var/lib/cdeguard/usage.db, "
+                    "flush_interval: 10ms}\n"
+                    "  workspaces: {ws-demo: {tokens_per_day: 10}}\n");
+    assert_int_equal(c->limits.store, CONFIG_LIM_STORE_SQLITE);
+    assert_string_equal(c->limits.db_path, "/var/lib/cdeguard/usage.db");
+    assert_int_equal(c->limits.flush_interval_ms, 10);
+    assert_int_equal(c->limits.soft_pct, 0);
+    check_rule(config_lim_entry(c, CONFIG_LIM_WORKSPACE, "ws-demo"), LIM_TOKENS, LIM_WIN_DAY, 10,
+               0);
+    assert_null(config_lim_entry(c, CONFIG_LIM_WORKSPACE, "ws-b")); /* no "*" */
+    config_unref(c);
+    c = load_ok(LIM "  store: {flush_interval: 60s}\n");
+    assert_int_equal(c->limits.flush_interval_ms, 60000);
+    config_unref(c);
+
+    assert_string_equal(config_lim_scope_name(CONFIG_LIM_WORKSPACE), "workspace");
+    assert_string_equal(config_lim_scope_name(CONFIG_LIM_AGENT), "agent");
+    assert_string_equal(config_lim_scope_name(CONFIG_LIM_PROJECT), "project");
+    assert_string_equal(config_lim_scope_name(CONFIG_LIM_TEAM), "team");
+    assert_string_equal(config_lim_scope_name(CONFIG_LIM_EGRESS), "egress");
+    assert_string_equal(config_lim_scope_name(CONFIG_LIM_NSCOPES), "?");
+}
+
+static void test_limits_project(void **state)
+{
+    (void)state;
+    config_t *c = load_ok(V "workspaces:\n  - id: a\n    group: g\n    project: shop.v2\n"
+                            "    sources: [10.0.0.0/24]\n"
+                            "  - id: b\n    group: g\n    project: shop.v2\n"
+                            "    sources: [10.1.0.0/24]\n" POL
+                            "limits:\n  projects: {shop.v2: {tokens_per_day: 9}}\n");
+    assert_string_equal(c->workspaces[0].project, "shop.v2");
+    assert_string_equal(c->workspaces[1].project, "shop.v2");
+    assert_non_null(config_lim_entry(c, CONFIG_LIM_PROJECT, "shop.v2"));
+    config_unref(c);
+    c = load_ok(V WS POL);
+    assert_null(c->workspaces[0].project);
+    config_unref(c);
+    check_exact(V "workspaces:\n  - id: a\n    group: g\n    project: \"a b\"\n"
+                  "    sources: [10.0.0.0/24]\n" POL,
+                "t.yaml:5: project 'a b' is invalid: use 1 to 64 letters, digits, '.', '_' or "
+                "'-'");
+    check_exact(V "workspaces:\n  - id: a\n    group: g\n    project: [x]\n"
+                  "    sources: [10.0.0.0/24]\n" POL,
+                "t.yaml:5: project of workspace 'a' must be a string, not a list");
+    check_exact(V "workspaces:\n  - id: a\n    group: g\n    projcet: x\n"
+                  "    sources: [10.0.0.0/24]\n" POL,
+                "t.yaml:5: unknown key 'projcet' in workspace 'a' (did you mean 'project'?)");
+}
+
+static void test_limits_redis_urls(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *url, *host;
+        int port, db;
+    } ok[] = {
+        {"redis://10.0.0.5:6379/0", "10.0.0.5", 6379, 0},
+        {"redis://10.0.0.5", "10.0.0.5", 6379, 0},
+        {"redis://Cache.Internal:7000", "cache.internal", 7000, 0},
+        {"redis://cache/", "cache", 6379, 0},
+        {"redis://cache/15", "cache", 6379, 15},
+        {"REDIS://[::1]", "::1", 6379, 0},
+        {"redis://[2001:db8::5]:6380/3", "2001:db8::5", 6380, 3},
+    };
+    char yaml[1024];
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+        snprintf(yaml, sizeof yaml, LIM "  store: {type: redis, url: \"%s\"}\n", ok[i].url);
+        config_t *c = load_ok(yaml);
+        assert_string_equal(c->limits.redis_url, ok[i].url);
+        assert_string_equal(c->limits.redis_host, ok[i].host);
+        assert_int_equal(c->limits.redis_port, ok[i].port);
+        assert_int_equal(c->limits.redis_db, ok[i].db);
+        assert_null(c->limits.redis_password);
+        config_unref(c);
+    }
+    static const struct {
+        const char *url, *msg;
+    } bad[] = {
+        {"http://cache:6379", "t.yaml:16: limits.store.url: 'http://cache:6379' is not a redis:// "
+                              "URL (write redis://HOST[:PORT][/DB])"},
+        {"rediss://cache", "t.yaml:16: limits.store.url: 'rediss://cache' is not a redis:// URL "
+                           "(write redis://HOST[:PORT][/DB])"},
+        {"redis://", "t.yaml:16: limits.store.url: 'redis://' has no host"},
+        {"redis://::1", "t.yaml:16: limits.store.url: 'redis://::1': IPv6 addresses must be in "
+                        "brackets, e.g. redis://[::1]"},
+        {"redis://[::1", "t.yaml:16: limits.store.url: 'redis://[::1': an IPv6 address is "
+                         "written [ADDRESS] or [ADDRESS]:PORT"},
+        {"redis://[10.0.0.1]", "t.yaml:16: limits.store.url: '[10.0.0.1]' is not an IPv6 address"},
+        {"redis://10.0.0.05", "t.yaml:16: limits.store.url: '10.0.0.05' is not a canonical IPv4 "
+                              "address (write four decimal numbers, e.g. 10.0.0.5)"},
+        {"redis://bad_host", "t.yaml:16: limits.store.url: 'bad_host' is not a valid host name"},
+        {"redis://cache:0", "t.yaml:16: limits.store.url: 'redis://cache:0' has a bad port (must "
+                            "be 1..65535)"},
+        {"redis://cache:65536", "t.yaml:16: limits.store.url: 'redis://cache:65536' has a bad "
+                                "port (must be 1..65535)"},
+        {"redis://cache:", "t.yaml:16: limits.store.url: 'redis://cache:' has a bad port (must "
+                           "be 1..65535)"},
+        {"redis://cache/x", "t.yaml:16: limits.store.url: 'redis://cache/x' has a bad database "
+                            "number (write /N, N a decimal number, e.g. /0)"},
+        {"redis://cache/01", "t.yaml:16: limits.store.url: 'redis://cache/01' has a bad database "
+                             "number (write /N, N a decimal number, e.g. /0)"},
+        {"redis://cache/0/1", "t.yaml:16: limits.store.url: 'redis://cache/0/1' has a bad "
+                              "database number (write /N, N a decimal number, e.g. /0)"},
+        {"redis://cache?db=1", "t.yaml:16: limits.store.url: 'redis://cache?db=1' has a query or "
+                               "fragment: write only redis://HOST[:PORT][/DB]"},
+        {"redis://ca che", "t.yaml:16: limits.store.url: 'redis://ca che' has a space, control or "
+                           "non-ASCII character"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        snprintf(yaml, sizeof yaml, LIM "  store: {type: redis, url: \"%s\"}\n", bad[i].url);
+        check_exact(yaml, bad[i].msg);
+    }
+    /* a password in the URL: refused, and the URL is not echoed */
+    static const char *const userinfo[] = {"redis://:SECRETPW@cache:6379/0",
+                                           "redis://default:SECRETPW@[::1]", "http://u:SECRETPW@x"};
+    for (size_t i = 0; i < sizeof userinfo / sizeof userinfo[0]; i++) {
+        snprintf(yaml, sizeof yaml, LIM "  store: {type: redis, url: \"%s\"}\n", userinfo[i]);
+        check_exact(yaml, "t.yaml:16: limits.store.url has user information (USER:PASSWORD@): "
+                          "put the password in password: env:NAME (or file:PATH), never in the "
+                          "URL");
+        config_errors_t errs = {0};
+        assert_null(load(yaml, &errs));
+        for (size_t j = 0; j < errs.n; j++)
+            assert_null(strstr(errs.msgs[j], "SECRETPW"));
+        config_errors_free(&errs);
+    }
+    check_exact(LIM "  store:\n    type: redis\n",
+                "t.yaml:17: limits.store: type: redis needs 'url' (redis://HOST[:PORT][/DB])");
+}
+
+static void test_limits_errors(void **state)
+{
+    (void)state;
+    /* the section and the store */
+    check_exact(LIM "  stroe: {}\n",
+                "t.yaml:16: unknown key 'stroe' in limits (did you mean 'store'?)");
+    check_exact(V LIM_WS POL "limits: [x]\n", "t.yaml:15: limits must be a mapping, not a list");
+    check_exact(LIM "  time_zone: Mars/Olympus_Mons\n",
+                "t.yaml:16: limits.time_zone: unknown time zone 'Mars/Olympus_Mons' (zone "
+                "Mars/Olympus_Mons: /usr/share/zoneinfo/Mars/Olympus_Mons: no such zone)");
+    check_exact(LIM "  time_zone: \"../etc/passwd\"\n",
+                "t.yaml:16: limits.time_zone: '../etc/passwd' is not a time zone name (write an "
+                "IANA name such as Europe/Berlin, or UTC)");
+    check_exact(LIM "  time_zone: \"\"\n", "t.yaml:16: limits.time_zone must not be empty");
+    check_exact(LIM "  soft_threshold: 100\n",
+                "t.yaml:16: limits.soft_threshold must be a percentage from 0 to 99 (e.g. 80 or "
+                "80%; 0 = off), not '100'");
+    check_exact(LIM "  soft_threshold: 80.5%\n",
+                "t.yaml:16: limits.soft_threshold must be a percentage from 0 to 99 (e.g. 80 or "
+                "80%; 0 = off), not '80.5%'");
+    check_exact(LIM "  soft_threshold: \"%\"\n",
+                "t.yaml:16: limits.soft_threshold must be a percentage from 0 to 99 (e.g. 80 or "
+                "80%; 0 = off), not '%'");
+    check_exact(LIM "  soft_threshold: -1\n",
+                "t.yaml:16: limits.soft_threshold must be a percentage from 0 to 99 (e.g. 80 or "
+                "80%; 0 = off), not '-1'");
+    check_exact(LIM "  store: {type: memcached}\n",
+                "t.yaml:16: limits.store.type must be 'sqlite' or 'redis', not 'memcached'");
+    check_exact(LIM "  store:\n    url: redis://cache\n",
+                "t.yaml:17: limits.store.url is only for type: redis (the store is sqlite: set "
+                "type: redis to use Redis)");
+    check_exact(LIM "  store:\n    type: sqlite\n    timeout: 1s\n",
+                "t.yaml:18: limits.store.timeout is only for type: redis (the store is sqlite: "
+                "set type: redis to use Redis)");
+    check_exact(LIM "  store:\n    type: sqlite\n    on_error: fail_open\n",
+                "t.yaml:18: limits.store.on_error is only for type: redis (the store is sqlite: "
+                "set type: redis to use Redis)");
+    check_exact(LIM "  store:\n    password: env:X\n    key_prefix: x\n",
+                "t.yaml:18: limits.store.key_prefix is only for type: redis (the store is sqlite: "
+                "set type: redis to use Redis)");
+    check_exact(LIM "  store:\n    type: redis\n    url: redis://cache\n    path: /tmp/u.db\n",
+                "t.yaml:19: limits.store.path is only for type: sqlite");
+    check_exact(LIM "  store:\n    type: redis\n    url: redis://cache\n    flush_interval: 1s\n",
+                "t.yaml:19: limits.store.flush_interval is only for type: sqlite");
+    check_exact(LIM "  store: {flush_interval: 5ms}\n",
+                "t.yaml:16: limits.store.flush_interval must be between 10ms and 60s, not '5ms'");
+    check_exact(LIM "  store: {flush_interval: 2m}\n",
+                "t.yaml:16: limits.store.flush_interval must be between 10ms and 60s, not '2m'");
+    check_exact(LIM "  store: {flush_interval: soon}\n",
+                "t.yaml:16: limits.store.flush_interval: bad duration 'soon' (use e.g. 500ms, 10s, "
+                "2m, 1h)");
+    check_exact(LIM "  store: {type: redis, url: redis://cache, timeout: 11s}\n",
+                "t.yaml:16: limits.store.timeout must be between 1ms and 10s, not '11s'");
+    check_exact(LIM "  store: {type: redis, url: redis://cache, timeout: 0}\n",
+                "t.yaml:16: limits.store.timeout must be between 1ms and 10s, not '0'");
+    check_exact(LIM "  store: {type: redis, url: redis://cache, on_error: ignore}\n",
+                "t.yaml:16: limits.store.on_error must be 'fail_closed' or 'fail_open', not "
+                "'ignore'");
+    check_exact(LIM "  store: {type: redis, url: redis://cache, key_prefix: \"a b\"}\n",
+                "t.yaml:16: limits.store.key_prefix 'a b' is invalid: use 1 to 64 letters, "
+                "digits, '_', '.', ':' or '-'");
+    check_exact(LIM "  store: {type: redis, url: redis://cache, key_prefix: "
+                    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa}\n",
+                "t.yaml:16: limits.store.key_prefix "
+                "'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa' is invalid: "
+                "use 1 to 64 letters, digits, '_', '.', ':' or '-'");
+    unsetenv("CDEGUARD_TEST_UNSET_PW");
+    check_exact(LIM "  store:\n    type: redis\n    url: redis://cache\n"
+                    "    password: env:CDEGUARD_TEST_UNSET_PW\n",
+                "t.yaml:19: limits.store.password: env:CDEGUARD_TEST_UNSET_PW: not set");
+    const char *yaml = LIM "  store:\n    type: redis\n    url: redis://cache\n"
+                           "    password: hunter2-SECRETPW\n";
+    check_exact(yaml, "t.yaml:19: limits.store.password: write the password as a reference, "
+                      "env:NAME or file:PATH, never the password itself");
+    config_errors_t errs = {0};
+    assert_null(load(yaml, &errs));
+    for (size_t i = 0; i < errs.n; i++)
+        assert_null(strstr(errs.msgs[i], "SECRETPW"));
+    config_errors_free(&errs);
+    yaml = LIM "  admin_token: my-SECRET-admin-token\n";
+    check_exact(yaml, "t.yaml:16: limits.admin_token must be written as 'sha256:<64 hex digits>': "
+                      "store the SHA-256 hash of the token, never the token itself (make one "
+                      "with `cdeguard hash-token`)");
+    errs = (config_errors_t){0};
+    assert_null(load(yaml, &errs));
+    for (size_t i = 0; i < errs.n; i++)
+        assert_null(strstr(errs.msgs[i], "SECRET"));
+    config_errors_free(&errs);
+    check_exact(LIM "  unpriced: allow\n",
+                "t.yaml:16: limits.unpriced must be 'refuse' or 'free', not 'allow'");
+
+    /* prices */
+    check_exact(LIM "  prices:\n    - {input: 1, output: 2}\n",
+                "t.yaml:17: limits.prices #1: missing required key 'model'");
+    check_exact(LIM "  prices:\n    - {model: m, input: 1}\n",
+                "t.yaml:17: limits.prices 'm': missing required key 'output'");
+    check_exact(LIM "  prices:\n    - {model: m, input: 1, output: 2, cached: 1}\n",
+                "t.yaml:17: unknown key 'cached' in limits.prices 'm'");
+    check_exact(LIM "  prices:\n    - {model: m, input: abc, output: 2}\n",
+                "t.yaml:17: input of limits.prices 'm': price \"abc\": expected USD per million "
+                "tokens, such as 2.50 (USD per million tokens, at most 6 decimals)");
+    check_exact(LIM "  prices:\n    - {model: m, input: 1, output: 0.1234567}\n",
+                "t.yaml:17: output of limits.prices 'm': price \"0.1234567\": more than 6 decimal "
+                "places (USD per million tokens, at most 6 decimals)");
+    check_exact(LIM "  prices:\n    - {model: m, input: 1, output: 2, cache_read: -1}\n",
+                "t.yaml:17: cache_read of limits.prices 'm': price \"-1\": negative (USD per "
+                "million tokens, at most 6 decimals)");
+    check_exact(LIM "  prices:\n    - {model: m, input: 1, output: 2, cache_write: 1e3}\n",
+                "t.yaml:17: cache_write of limits.prices 'm': price \"1e3\": exponents are not "
+                "accepted (USD per million tokens, at most 6 decimals)");
+    check_exact(LIM "  prices:\n    - {model: \"gpt 4\", input: 1, output: 2}\n",
+                "t.yaml:17: limits.prices 'gpt 4': model pattern 'gpt 4' is invalid: use at most "
+                "256 visible ASCII characters ('*' any run, '?' one character)");
+    check_exact(LIM "  prices:\n    - {model: m, input: 1, output: 2}\n"
+                    "    - {model: n, input: 1, output: 2}\n"
+                    "    - {model: m, input: 3, output: 4}\n",
+                "t.yaml:19: limits.prices: duplicate model pattern 'm' (first at line 17): the "
+                "first matching entry wins, so this one would never apply");
+    check_exact(LIM "  prices: {model: m}\n",
+                "t.yaml:16: limits.prices must be a list, not a mapping");
+
+    /* scope entries: names */
+    check_exact(LIM "  workspaces: {ws-c: {tokens_per_day: 1}}\n",
+                "t.yaml:16: limits.workspaces: unknown workspace 'ws-c' (name a workspace id, or "
+                "\"*\" for every workspace without its own entry)");
+    check_exact(LIM "  egress: {ws-c: {bytes_per_day: 1}}\n",
+                "t.yaml:16: limits.egress: unknown workspace 'ws-c' (name a workspace id, or "
+                "\"*\" for every workspace without its own entry)");
+    check_exact(LIM "  teams: {checkout: {cost_per_day: 1}}\n",
+                "t.yaml:16: limits.teams: no workspace has the team 'checkout' (a workspace's "
+                "team is its team:, else its group)");
+    check_exact(LIM "  projects: {platform: {cost_per_day: 1}}\n",
+                "t.yaml:16: limits.projects: no workspace has the project 'platform' (set it "
+                "with project: in the workspace)");
+    check_exact(LIM "  agents: {bot-1: {tokens_per_day: 1}}\n",
+                "t.yaml:16: limits.agents: 'bot-1' must be \"*\" or WORKSPACE/AGENT-ID");
+    check_exact(LIM "  agents: {/bot-1: {tokens_per_day: 1}}\n",
+                "t.yaml:16: limits.agents: '/bot-1' must be \"*\" or WORKSPACE/AGENT-ID");
+    check_exact(LIM "  agents: {ws-demo/: {tokens_per_day: 1}}\n",
+                "t.yaml:16: limits.agents: agent id '' in 'ws-demo/' is invalid: use 1 to 128 "
+                "visible ASCII characters, no spaces");
+    check_exact(LIM "  agents: {\"ws-demo/bot 1\": {tokens_per_day: 1}}\n",
+                "t.yaml:16: limits.agents: agent id 'bot 1' in 'ws-demo/bot 1' is invalid: use 1 "
+                "to 128 visible ASCII characters, no spaces");
+    check_exact(LIM "  agents: {\"ws-demo/b\\u00e9\": {tokens_per_day: 1}}\n",
+                "t.yaml:16: limits.agents: agent id 'b\xc3\xa9' in 'ws-demo/b\xc3\xa9' is "
+                "invalid: use 1 to 128 visible ASCII characters, no spaces");
+    check_exact(LIM "  agents: {nobody/bot-1: {tokens_per_day: 1}}\n",
+                "t.yaml:16: limits.agents: unknown workspace 'nobody' in 'nobody/bot-1'");
+    char big[512];
+    char agent[130];
+    memset(agent, 'x', 129);
+    agent[129] = '\0';
+    snprintf(big, sizeof big, LIM "  agents: {ws-demo/%s: {tokens_per_day: 1}}\n", agent);
+    check_prefix(big, "t.yaml:16: limits.agents: agent id 'xxxxxxxx");
+    agent[128] = '\0'; /* 128 bytes: fine */
+    snprintf(big, sizeof big, LIM "  agents: {ws-demo/%s: {tokens_per_day: 1}}\n", agent);
+    config_t *c = load_ok(big);
+    config_unref(c);
+    check_exact(LIM "  workspaces:\n    ws-demo: {tokens_per_day: 1}\n    ws-b: {}\n"
+                    "    ws-demo: {tokens_per_day: 2}\n",
+                "t.yaml:19: limits.workspaces: duplicate entry 'ws-demo' (first at line 17)");
+    check_exact(LIM "  workspaces:\n    \"*\": {}\n    '*': {}\n",
+                "t.yaml:18: limits.workspaces: duplicate entry '*' (first at line 17)");
+    check_exact(LIM "  workspaces: [ws-demo]\n",
+                "t.yaml:16: limits.workspaces must be a mapping, not a list");
+    check_exact(LIM "  workspaces: {ws-demo: 5}\n",
+                "t.yaml:16: limits.workspaces 'ws-demo' must be a mapping, not a string");
+    check_exact(LIM "  workspaces: {[a]: {}}\n",
+                "t.yaml:16: limits.workspaces: the name of an entry must be a string, not a list");
+    check_exact(LIM "  workspaces: {\"\": {}}\n",
+                "t.yaml:16: limits.workspaces: an entry has an empty name (or one with a NUL "
+                "character)");
+
+    /* scope entries: rules */
+    check_exact(LIM "  workspaces: {ws-demo: {tokens_per_dya: 1}}\n",
+                "t.yaml:16: unknown key 'tokens_per_dya' in limits.workspaces 'ws-demo' (did you "
+                "mean 'tokens_per_day'?); accepted keys: requests_per_minute, requests_per_day, "
+                "tokens_per_minute, tokens_per_day, tokens_per_month, cost_per_day, "
+                "cost_per_month or soft_threshold");
+    check_exact(LIM "  teams: {g: {budget: 1}}\n",
+                "t.yaml:16: unknown key 'budget' in limits.teams 'g'; accepted keys: "
+                "requests_per_minute, requests_per_day, tokens_per_minute, tokens_per_day, "
+                "tokens_per_month, cost_per_day, cost_per_month or soft_threshold");
+    check_exact(LIM "  egress: {\"*\": {tokens_per_minute: 1}}\n",
+                "t.yaml:16: unknown key 'tokens_per_minute' in limits.egress '*'; accepted keys: "
+                "requests_per_minute, requests_per_day, bytes_per_minute or bytes_per_day");
+    check_exact(LIM "  egress: {\"*\": {soft_threshold: 50}}\n",
+                "t.yaml:16: unknown key 'soft_threshold' in limits.egress '*'; accepted keys: "
+                "requests_per_minute, requests_per_day, bytes_per_minute or bytes_per_day");
+    check_exact(LIM "  workspaces: {ws-demo: {tokens_per_day: 1, tokens_per_day: 2}}\n",
+                "t.yaml:16: duplicate key 'tokens_per_day' in limits.workspaces 'ws-demo' (first "
+                "at line 16)");
+    check_exact(LIM "  workspaces: {ws-demo: {tokens_per_day: 0}}\n",
+                "t.yaml:16: tokens_per_day of limits.workspaces 'ws-demo' must be a positive "
+                "integer, not '0'");
+    check_exact(LIM "  agents: {\"*\": {requests_per_minute: -5}}\n",
+                "t.yaml:16: requests_per_minute of limits.agents '*' must be a positive integer, "
+                "not '-5'");
+    check_exact(LIM "  agents: {\"*\": {requests_per_day: 1.5}}\n",
+                "t.yaml:16: requests_per_day of limits.agents '*' must be a positive integer, not "
+                "'1.5'");
+    check_exact(LIM "  agents: {\"*\": {tokens_per_month: lots}}\n",
+                "t.yaml:16: tokens_per_month of limits.agents '*' must be a positive integer, not "
+                "'lots'");
+    check_exact(LIM "  agents: {\"*\": {tokens_per_minute: }}\n",
+                "t.yaml:16: tokens_per_minute of limits.agents '*' must not be empty");
+    check_exact(LIM "  projects: {checkout: {cost_per_month: 0}}\n",
+                "t.yaml:16: cost_per_month of limits.projects 'checkout' must be a positive amount "
+                "of USD, at most 1000000 with at most 6 decimals (e.g. 100 or 12.50), not '0'");
+    check_exact(LIM "  projects: {checkout: {cost_per_month: 0.0000001}}\n",
+                "t.yaml:16: cost_per_month of limits.projects 'checkout' must be a positive amount "
+                "of USD, at most 1000000 with at most 6 decimals (e.g. 100 or 12.50), not "
+                "'0.0000001'");
+    check_exact(LIM "  teams: {platform: {cost_per_day: $5}}\n",
+                "t.yaml:16: cost_per_day of limits.teams 'platform' must be a positive amount of "
+                "USD, at most 1000000 with at most 6 decimals (e.g. 100 or 12.50), not '$5'");
+    check_exact(LIM "  teams: {platform: {cost_per_day: -5}}\n",
+                "t.yaml:16: cost_per_day of limits.teams 'platform' must be a positive amount of "
+                "USD, at most 1000000 with at most 6 decimals (e.g. 100 or 12.50), not '-5'");
+    check_exact(LIM "  teams: {platform: {cost_per_day: 1000001}}\n",
+                "t.yaml:16: cost_per_day of limits.teams 'platform' must be a positive amount of "
+                "USD, at most 1000000 with at most 6 decimals (e.g. 100 or 12.50), not '1000001'");
+    check_exact(LIM "  egress: {ws-b: {bytes_per_minute: 0MB}}\n",
+                "t.yaml:16: bytes_per_minute of limits.egress 'ws-b' must be a positive size (e.g. "
+                "100MB, 64MiB or a number of bytes), not '0MB'");
+    check_exact(LIM "  egress: {ws-b: {bytes_per_day: 10 MB}}\n",
+                "t.yaml:16: bytes_per_day of limits.egress 'ws-b' must be a positive size (e.g. "
+                "100MB, 64MiB or a number of bytes), not '10 MB'");
+    check_exact(LIM "  workspaces: {ws-demo: {tokens_per_day: 5, soft_threshold: 99.9}}\n",
+                "t.yaml:16: soft_threshold of limits.workspaces 'ws-demo' must be a percentage "
+                "from 0 to 99 (e.g. 80 or 80%; 0 = off), not '99.9'");
+
+    /* every error of the section is reported, each at its line */
+    errs = (config_errors_t){0};
+    assert_null(load(LIM "  time_zone: Nowhere/Land\n"
+                         "  store: {type: redis}\n"
+                         "  workspaces:\n    ws-c: {tokens_per_day: 0}\n"
+                         "  teams: {nobody: {}}\n",
+                     &errs));
+    if (errs.n != 5) dump(&errs);
+    assert_int_equal(errs.n, 5);
+    assert_true(!strncmp(errs.msgs[0], "t.yaml:16: limits.time_zone: unknown time zone", 46));
+    assert_true(!strncmp(errs.msgs[1], "t.yaml:17: limits.store: type: redis needs 'url'", 48));
+    assert_true(
+        !strncmp(errs.msgs[2], "t.yaml:19: limits.workspaces: unknown workspace 'ws-c'", 54));
+    assert_true(
+        !strncmp(errs.msgs[3], "t.yaml:19: tokens_per_day of limits.workspaces 'ws-c'", 53));
+    assert_true(!strncmp(errs.msgs[4], "t.yaml:20: limits.teams: no workspace has the team", 50));
+    config_errors_free(&errs);
+}
+
 static void test_glob_match(void **state)
 {
     (void)state;
@@ -1910,6 +2520,11 @@ int main(void)
         cmocka_unit_test(test_gateway_keys),
         cmocka_unit_test(test_gateway_errors),
         cmocka_unit_test(test_glob_match),
+        cmocka_unit_test(test_limits_full),
+        cmocka_unit_test(test_limits_defaults),
+        cmocka_unit_test(test_limits_project),
+        cmocka_unit_test(test_limits_redis_urls),
+        cmocka_unit_test(test_limits_errors),
         cmocka_unit_test(test_multiple_errors),
         cmocka_unit_test(test_error_flood_is_capped),
         cmocka_unit_test(test_file_errors),

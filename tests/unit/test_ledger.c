@@ -55,13 +55,13 @@ static void test_request_rate(void **state)
     assert_int_equal(why.retry_after, 45);
     /* settling does not free request slots: they were used */
     for (int i = 0; i < 3; i++)
-        lim_ledger_settle(l, r[i], &one, NULL, NULL);
+        lim_ledger_settle(l, r[i], &one, NULL, NULL, NULL);
     assert_int_equal(lim_ledger_reserve(l, &ws, 1, &one, &sp, now, &r[3], NULL), LIM_REFUSED);
     /* the next minute has room again */
     int64_t later = now + 45;
     lim_spans_t sp2 = spans_at(later);
     assert_int_equal(lim_ledger_reserve(l, &ws, 1, &one, &sp2, later, &r[3], NULL), LIM_OK);
-    lim_ledger_settle(l, r[3], NULL, NULL, NULL);
+    lim_ledger_settle(l, r[3], NULL, NULL, NULL, NULL);
     lim_ledger_free(l);
 }
 
@@ -85,7 +85,7 @@ static void test_budget_reservations(void **state)
     assert_int_equal(why.retry_after, 86400 - 100);
     /* the first used less than its estimate: the second now fits */
     lim_amount_t act = amt(1, 30, 0);
-    lim_ledger_settle(l, a, &act, NULL, NULL);
+    lim_ledger_settle(l, a, &act, NULL, NULL, NULL);
     assert_int_equal(lim_ledger_reserve(l, &team, 1, &est, &sp, now, &b, NULL), LIM_OK);
     uint64_t used, resv;
     lim_ledger_peek(l, "team:t", LIM_TOKENS, LIM_WIN_DAY, sp.start[LIM_WIN_DAY], &used, &resv);
@@ -93,7 +93,7 @@ static void test_budget_reservations(void **state)
     assert_int_equal(resv, 60);
     /* a stream that used more than estimated is charged in full */
     act = amt(1, 75, 0);
-    lim_ledger_settle(l, b, &act, NULL, NULL);
+    lim_ledger_settle(l, b, &act, NULL, NULL, NULL);
     lim_ledger_peek(l, "team:t", LIM_TOKENS, LIM_WIN_DAY, sp.start[LIM_WIN_DAY], &used, &resv);
     assert_int_equal(used, 105);
     assert_int_equal(resv, 0);
@@ -130,7 +130,7 @@ static void test_all_or_nothing(void **state)
     assert_int_equal(lim_ledger_reserve(l, scopes, 2, &est, &sp, now, &r, NULL), LIM_OK);
     lim_ledger_peek(l, "team:t", LIM_COST, LIM_WIN_MONTH, sp.start[LIM_WIN_MONTH], &used, &resv);
     assert_int_equal(resv, 400);
-    lim_ledger_settle(l, r, NULL, NULL, NULL); /* nothing used: all released */
+    lim_ledger_settle(l, r, NULL, NULL, NULL, NULL); /* nothing used: all released */
     lim_ledger_peek(l, "team:t", LIM_COST, LIM_WIN_MONTH, sp.start[LIM_WIN_MONTH], &used, &resv);
     assert_int_equal(used + resv, 0);
     lim_ledger_free(l);
@@ -166,18 +166,18 @@ static void test_soft_threshold_once(void **state)
     for (int i = 0; i < 2; i++) {
         lim_resv_t *x;
         assert_int_equal(lim_ledger_reserve(l, &s, 1, &est, &sp, now, &x, NULL), LIM_OK);
-        lim_ledger_settle(l, x, &act, on_soft, &log);
+        lim_ledger_settle(l, x, &act, on_soft, NULL, &log);
     }
     assert_int_equal(log.calls, 0); /* 798 < 800 */
     act = amt(1, 2, 0);
     lim_resv_t *x;
     assert_int_equal(lim_ledger_reserve(l, &s, 1, &est, &sp, now, &x, NULL), LIM_OK);
-    lim_ledger_settle(l, x, &act, on_soft, &log);
+    lim_ledger_settle(l, x, &act, on_soft, NULL, &log);
     assert_int_equal(log.calls, 1); /* 800: crossed */
     assert_int_equal(log.used, 800);
     assert_string_equal(log.scope, "project:p");
     assert_int_equal(lim_ledger_reserve(l, &s, 1, &est, &sp, now, &x, NULL), LIM_OK);
-    lim_ledger_settle(l, x, &act, on_soft, &log);
+    lim_ledger_settle(l, x, &act, on_soft, NULL, &log);
     assert_int_equal(log.calls, 1); /* once per window */
     /* a new day fires again */
     int64_t tomorrow = now + 86400;
@@ -185,7 +185,7 @@ static void test_soft_threshold_once(void **state)
     act = amt(1, 900, 0);
     est = amt(1, 900, 0);
     assert_int_equal(lim_ledger_reserve(l, &s, 1, &est, &sp2, tomorrow, &x, NULL), LIM_OK);
-    lim_ledger_settle(l, x, &act, on_soft, &log);
+    lim_ledger_settle(l, x, &act, on_soft, NULL, &log);
     assert_int_equal(log.calls, 2);
     lim_ledger_free(l);
 }
@@ -208,7 +208,7 @@ static void test_expire(void **state)
         if (i == 7)
             held = x;
         else
-            lim_ledger_settle(l, x, &one, NULL, NULL);
+            lim_ledger_settle(l, x, &one, NULL, NULL, NULL);
     }
     assert_int_equal(lim_ledger_counters(l), 200);
     assert_int_equal(lim_ledger_expire(l, now), 0);                      /* window still open */
@@ -217,7 +217,7 @@ static void test_expire(void **state)
     lim_ledger_peek(l, "workspace:7", LIM_REQUESTS, LIM_WIN_MINUTE, sp.start[LIM_WIN_MINUTE], &used,
                     &resv);
     assert_int_equal(resv, 1);
-    lim_ledger_settle(l, held, &one, NULL, NULL);
+    lim_ledger_settle(l, held, &one, NULL, NULL, NULL);
     assert_int_equal(lim_ledger_expire(l, sp.end[LIM_WIN_MINUTE]), 1);
     assert_int_equal(lim_ledger_counters(l), 0);
     lim_ledger_free(l);
@@ -262,7 +262,7 @@ static void *worker(void *arg)
         lim_resv_t *x;
         if (lim_ledger_reserve(t->l, &s, 1, &one, &sp, 1000000, &x, NULL) == LIM_OK) {
             t->ok++;
-            lim_ledger_settle(t->l, x, &one, NULL, NULL);
+            lim_ledger_settle(t->l, x, &one, NULL, NULL, NULL);
         }
     }
     return NULL;
