@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # bench/llm.sh — LLM gateway benchmark: direct vs a plain nginx reverse proxy vs
-# cdeguard vs Portkey's gateway.
+# cdeguard (limits off, limits on the embedded SQLite store, limits on a Redis
+# store) vs Portkey's gateway.
 #
 # One run, no arguments, loopback only:
 #   * nginx on 127.0.0.1 is a fake OpenAI: POST /v1/chat/completions answers a
@@ -12,6 +13,11 @@
 #   * cdeguard serve with only the gateway listener: one workspace (token),
 #     provider openai -> https://127.0.0.1:<nginx>, upstream ca_file = the CA,
 #     inspection on (the default content settings), audit records to a file;
+#   * the same cdeguard with rate limits and budgets on (cdeguard_sqlite: the
+#     embedded SQLite store; cdeguard_redis: a redis-server this script starts
+#     on loopback): workspace, project and team rules that never refuse, so
+#     every call reserves and settles on four counters and the price table;
+#     afterwards `cdeguard usage` must count every allowed call;
 #   * Portkey's gateway (npm @portkey-ai/gateway, pinned in bench/package.json)
 #     with custom-host routing (x-portkey-provider: openai,
 #     x-portkey-custom-host: https://127.0.0.1:<nginx>/v1), trusting the CA
@@ -36,7 +42,7 @@
 #   TIMEOUT=10s   wrk --timeout (slower answers count as timeouts, not latency)
 #   ROUNDS=1      rounds (targets interleaved; per-metric median reported)
 #   WORKERS=2     cdeguard event-loop threads       POOL=64    gateway.upstream.pool_size (and nginx keepalive)
-#   GATEWAYS="nginx cdeguard portkey"               CDEGUARD=build/cdeguard
+#   GATEWAYS="nginx cdeguard cdeguard_sqlite cdeguard_redis portkey"   CDEGUARD=build/cdeguard
 #   PORTKEY_UPSTREAM=https   https (NODE_EXTRA_CA_CERTS) | http (nginx's plain listener)
 #   KEEP_TMP=1    keep the temp dir (configs, logs, wrk outputs) for inspection
 set -euo pipefail
@@ -49,7 +55,7 @@ TIMEOUT=${TIMEOUT:-10s}
 ROUNDS=${ROUNDS:-1}
 WORKERS=${WORKERS:-2}
 POOL=${POOL:-64}
-GATEWAYS=${GATEWAYS:-nginx cdeguard portkey}
+GATEWAYS=${GATEWAYS:-nginx cdeguard cdeguard_sqlite cdeguard_redis portkey}
 PORTKEY_UPSTREAM=${PORTKEY_UPSTREAM:-https}
 KEEP_TMP=${KEEP_TMP:-0}
 
@@ -75,11 +81,16 @@ done
 case $PORTKEY_UPSTREAM in https | http) ;; *) die "PORTKEY_UPSTREAM must be https or http" ;; esac
 for g in $GATEWAYS; do
     case $g in
-        cdeguard) [[ -x $CDEGUARD ]] || die "$CDEGUARD missing — run 'make' (or 'make bench'), or GATEWAYS=portkey" ;;
+        cdeguard | cdeguard_sqlite | cdeguard_redis) [[ -x $CDEGUARD ]] || die "$CDEGUARD missing — run 'make' (or 'make bench'), or GATEWAYS=portkey" ;;
         portkey | nginx) ;;
-        *) die "unknown gateway '$g' in GATEWAYS (nginx, cdeguard, portkey)" ;;
+        *) die "unknown gateway '$g' in GATEWAYS (nginx, cdeguard, cdeguard_sqlite, cdeguard_redis, portkey)" ;;
     esac
 done
+
+if [[ " $GATEWAYS " == *" cdeguard_redis "* ]]; then
+    command -v redis-server >/dev/null ||
+        die "redis-server not found — run 'make bench' (scripts/install-deps --bench installs it), or leave cdeguard_redis out of GATEWAYS"
+fi
 
 # Portkey: the version pinned in bench/package.json, installed under bench/node_modules.
 PK_DIR=$HERE/node_modules/@portkey-ai/gateway
@@ -321,12 +332,76 @@ gw_fail() { # name reason — the gateway is not (or no longer) measured
 console_tail() { tail -n "${2:-8}" "$T/$1/console.log" 2>/dev/null | tr '\n' ' ' | cut -c1-600; }
 
 # --------------------------------------------------------------- cdeguard ---
-start_cdeguard() {
-    local d=$T/cdeguard port hash attempt r out
+# The Redis store's server for cdeguard_redis: started once, on loopback, no
+# persistence (the benchmark measures the round trip, not the disk).
+REDIS_PORT=""
+start_redis() {
+    local d=$T/redis attempt out
     mkdir -p "$d"
+    for attempt in 1 2 3; do
+        free_port REDIS_PORT
+        start_bg redis redis-server --bind $IP --port "$REDIS_PORT" --save "" --appendonly no \
+            --dir "$d" --protected-mode yes --loglevel warning
+        wait_port $IP "$REDIS_PORT" 10 "${PIDS[-1]}" && return 0
+        out=$(console_tail redis 12)
+        drop_last_pid
+        if ((attempt < 3)) && grep -qi 'in use' <<<"$out"; then continue; fi
+        log "redis-server did not listen on $IP:$REDIS_PORT: $out"
+        REDIS_PORT=""
+        return 1
+    done
+}
+
+# The limits of the cdeguard_sqlite and cdeguard_redis runs: a rule of every
+# kind on the workspace, its project and its team, all far above what the run
+# can reach, so nothing is refused and every call reserves and settles on
+# every counter (5 on the workspace, 1 on the project, 2 on the team).
+limits_yaml() { # store-type db-path
+    echo "limits:"
+    echo "  time_zone: UTC"
+    echo "  store:"
+    if [[ $1 == redis ]]; then
+        echo "    type: redis"
+        echo "    url: redis://$IP:$REDIS_PORT/0"
+        echo "    key_prefix: bench$RUN_ID"
+    else
+        echo "    type: sqlite"
+        echo "    path: $2"
+    fi
+    cat <<'EOF'
+  prices:
+    - {model: "gpt-4o-mini*", input: 0.15, output: 0.60, cache_read: 0.075}
+  workspaces:
+    ws-bench:
+      requests_per_minute: 1000000000
+      tokens_per_minute: 1000000000000
+      tokens_per_day: 1000000000000
+      requests_per_day: 1000000000000
+      cost_per_day: 1000000
+  projects:
+    bench-project: {cost_per_month: 1000000}
+  teams:
+    bench-team: {tokens_per_month: 1000000000000, requests_per_minute: 1000000000}
+EOF
+}
+
+# cdeguard_* → which limits store (off: no limits section)
+store_of() { case $1 in cdeguard_sqlite) echo sqlite ;; cdeguard_redis) echo redis ;; *) echo off ;; esac; }
+start_cdeguard_sqlite() { start_cdeguard cdeguard_sqlite; }
+start_cdeguard_redis() { start_cdeguard cdeguard_redis; }
+
+start_cdeguard() { # [name] — cdeguard (limits off), cdeguard_sqlite, cdeguard_redis
+    local name=${1:-cdeguard} store d port hash attempt r out
+    store=$(store_of "$name")
+    d=$T/$name
+    mkdir -p "$d"
+    if [[ $store == redis && -z $REDIS_PORT ]] && ! start_redis; then
+        gw_fail "$name" "redis-server did not start; console: $(console_tail redis)"
+        return 0
+    fi
     hash=$("$CDEGUARD" hash-token <<<"$WS_TOKEN" 2>&1 | tail -n 1) || true
     if [[ ! $hash =~ ^sha256:[0-9a-f]{64}$ ]]; then
-        gw_fail cdeguard "'cdeguard hash-token' did not print sha256:<hex> (got: ${hash:0:200})"
+        gw_fail "$name" "'cdeguard hash-token' did not print sha256:<hex> (got: ${hash:0:200})"
         return 0
     fi
     for attempt in 1 2 3; do
@@ -345,6 +420,8 @@ audit:
 workspaces:
   - id: ws-bench
     group: bench
+    team: bench-team
+    project: bench-project
     tokens: ["$hash"]
 policies:                 # egress policy for the group (the egress listener is off)
   - name: bench
@@ -364,29 +441,30 @@ gateway:
     - name: bench
       providers: [openai]
 EOF
+        [[ $store == off ]] || limits_yaml "$store" "$d/usage.db" >>"$d/cdeguard.yaml"
         if ! out=$(BENCH_OPENAI_KEY=$PROVIDER_KEY "$CDEGUARD" check-config "$d/cdeguard.yaml" 2>&1); then
-            gw_fail cdeguard "check-config rejected the generated config ($d/cdeguard.yaml): $(head -n 4 <<<"$out" | tr '\n' ' ' | cut -c1-500)"
+            gw_fail "$name" "check-config rejected the generated config ($d/cdeguard.yaml): $(head -n 4 <<<"$out" | tr '\n' ' ' | cut -c1-500)"
             return 0
         fi
-        BENCH_OPENAI_KEY=$PROVIDER_KEY start_bg cdeguard "$CDEGUARD" serve --config "$d/cdeguard.yaml"
-        GW_PID[cdeguard]=${PIDS[-1]}
-        wait_port $IP "$port" 15 "${GW_PID[cdeguard]}" && break
-        out=$(console_tail cdeguard 12)
+        BENCH_OPENAI_KEY=$PROVIDER_KEY start_bg "$name" "$CDEGUARD" serve --config "$d/cdeguard.yaml"
+        GW_PID[$name]=${PIDS[-1]}
+        wait_port $IP "$port" 15 "${GW_PID[$name]}" && break
+        out=$(console_tail "$name" 12)
         drop_last_pid
-        GW_PID[cdeguard]=""
+        GW_PID[$name]=""
         if ((attempt < 3)) && grep -qi 'in use' <<<"$out"; then continue; fi
-        gw_fail cdeguard "did not listen on $IP:$port within 15 s; console: $out"
+        gw_fail "$name" "did not listen on $IP:$port within 15 s; console: $out"
         return 0
     done
-    GW_PORT[cdeguard]=$port
-    GW_UP[cdeguard]="HTTPS, verified against the run's CA (gateway.upstream.ca_file)"
-    GW_PATH[cdeguard]=/openai/v1/chat/completions
-    GW_ARGS[cdeguard]=""
+    GW_PORT[$name]=$port
+    GW_UP[$name]="HTTPS, verified against the run's CA (gateway.upstream.ca_file)"
+    GW_PATH[$name]=/openai/v1/chat/completions
+    GW_ARGS[$name]=""
     local url="http://$IP:$port/openai/v1/chat/completions"
     # 1. allowed call: 200, nginx's body (so the key was replaced by the provider key)
     r=$(post "$url" "$WS_TOKEN" "$T/request.json")
     if [[ $(status_of "$r") != 200 || $(body_of "$r") != *"$MARKER"* ]]; then
-        gw_fail cdeguard "POST $url with the workspace token gave '$(cut -c1-400 <<<"$r")' (want 200 and the provider's body); console: $(console_tail cdeguard)"
+        gw_fail "$name" "POST $url with the workspace token gave '$(cut -c1-400 <<<"$r")' (want 200 and the provider's body); console: $(console_tail "$name")"
         return 0
     fi
     local same="identical to the provider's"
@@ -395,13 +473,13 @@ EOF
     local c_tok c_sec
     c_tok=$(status_of "$(post "$url" "cdgbench-unknown-token" "$T/request.json")")
     c_sec=$(status_of "$(post "$url" "$WS_TOKEN" "$T/secret.json")")
-    GW_CHECK[cdeguard]="allowed call → 200, body $same; unknown token → $c_tok; prompt with a fake GitHub token → $c_sec"
+    GW_CHECK[$name]="allowed call → 200, body $same; unknown token → $c_tok; prompt with a fake GitHub token → $c_sec"
     if [[ $c_tok != 401 || $c_sec != 403 ]]; then
-        GW_CHECK[cdeguard]+=" — ⚠ expected 401 and 403 (is inspection on?)"
-        log "warning: cdeguard refusals: unknown token $c_tok (want 401), secret $c_sec (want 403)"
+        GW_CHECK[$name]+=" — ⚠ expected 401 and 403 (is inspection on?)"
+        log "warning: $name refusals: unknown token $c_tok (want 401), secret $c_sec (want 403)"
     fi
-    log "cdeguard checks: ${GW_CHECK[cdeguard]}"
-    GW_OK+=(cdeguard)
+    log "$name checks: ${GW_CHECK[$name]}"
+    GW_OK+=("$name")
 }
 
 # ---------------------------------------------------------------- portkey ---
@@ -644,7 +722,7 @@ run_wrk() {
         tok=$PROVIDER_KEY
         # cdeguard: its workspace token; the nginx proxy: one the provider
         # refuses (the proxy must inject the key); Portkey passes it on.
-        [[ $name == cdeguard || $name == nginx ]] && tok=$WS_TOKEN
+        [[ $name == cdeguard* || $name == nginx ]] && tok=$WS_TOKEN
         hdrs=${GW_ARGS[$name]}
     fi
     threads=$THREADS
@@ -761,6 +839,25 @@ if [[ " ${GW_OK[*]} " == *" cdeguard "* ]]; then
     AUDIT_NOTE="$recs audit records; self-reported gateway_ms: $AUDIT_NOTE"
 fi
 
+# Limits runs: the store must have counted every call the gateway let through
+# (the audit log's allowed calls), or the limits did no work.
+declare -A LIM_NOTE=()
+for g in cdeguard_sqlite cdeguard_redis; do
+    [[ " ${GW_OK[*]} " == *" $g "* ]] || continue
+    sleep 1.5 # the SQLite store writes every flush_interval (1 s); Redis settles asynchronously
+    out=$(BENCH_OPENAI_KEY=$PROVIDER_KEY "$CDEGUARD" usage --config "$T/$g/cdeguard.yaml" --by workspace --since 1d --json 2>&1) || true
+    counted=$(grep -o '"total":{"requests":[0-9]*' <<<"$out" | grep -o '[0-9]*$' || true)
+    allowed=$(grep -c '"decision":"allow' "$T/$g/audit.log" 2>/dev/null || true)
+    if [[ -z $counted ]]; then
+        LIM_NOTE[$g]="⚠ cdeguard usage gave no total: $(head -c 300 <<<"$out" | tr '\n' ' ')"
+    elif [[ $counted != "$allowed" ]]; then
+        LIM_NOTE[$g]="⚠ the store counted $counted calls, the audit log has $allowed allowed calls"
+    else
+        LIM_NOTE[$g]="the store counted $counted calls = the audit log's allowed calls"
+    fi
+    log "$g: ${LIM_NOTE[$g]}"
+done
+
 # ---------------------------------------------------------------- report ---
 fmt_us() { [[ -z ${1:-} ]] && { echo "—"; return; }; awk -v x="$1" 'BEGIN { if (x < 1000) printf "%.0f µs", x; else printf "%.2f ms", x / 1000 }'; }
 fmt_rps() { [[ -z ${1:-} ]] && { echo "—"; return; }; awk -v x="$1" 'BEGIN { printf "%.0f", x }'; }
@@ -785,6 +882,8 @@ label_of() {
     case $1 in
         direct) echo "direct (wrk → nginx, HTTPS)" ;;
         cdeguard) echo "cdeguard (${CDG_WORKERS:-$WORKERS} workers, inspection on)" ;;
+        cdeguard_sqlite) echo "cdeguard + limits, SQLite store" ;;
+        cdeguard_redis) echo "cdeguard + limits, Redis store" ;;
         portkey) echo "Portkey gateway $PK_VER (1 node process)" ;;
         nginx) echo "nginx reverse proxy (no inspection; 1 worker)" ;;
     esac
@@ -851,6 +950,26 @@ REPORT=$T/report.md
         echo "The **nginx reverse proxy** row is a second nginx process (1 worker, apart from the fake provider's) that only forwards: plain HTTP in on $IP, \`proxy_pass https://\` to the fake provider through an upstream block with \`keepalive $POOL\` (HTTP/1.1, \`Connection: \"\"\`), TLS verified against the run's CA (\`proxy_ssl_verify on\`, \`proxy_ssl_name $IP\`, no SNI), TLS session reuse, and \`Authorization: Bearer <provider key>\` set on every request. No authentication, inspection or audit: its added p50 is what the two extra loopback hops and the TLS re-encryption cost with a minimal C proxy, the yardstick for cdeguard's added p50 (the difference is cdeguard's own work: token lookup, inspection, audit record).$over Its RSS is the nginx master + worker summed (VmRSS, and VmHWM for the peak; pages they share count twice); the worker alone: $(fmt_mb "$NGX_WORKER_AFTER") MB after the load, peak $(fmt_mb "$NGX_WORKER_PEAK") MB."
         echo
     fi
+    if [[ -n ${RAW[cdeguard_sqlite/1/1]:-}${RAW[cdeguard_redis/1/1]:-} ]]; then
+        echo "Limits: the same gateway with rate limits and budgets on (workspace, project and team rules, 8 counters per call, none near its maximum), against limits off:"
+        echo
+        echo "| cdeguard | req/s (1 conn) | p50 | added p50 vs limits off | req/s ($CONNS conns) | p50 | req/s vs limits off | store check |"
+        echo "|---|---:|---:|---:|---:|---:|---:|---|"
+        for n in cdeguard cdeguard_sqlite cdeguard_redis; do
+            [[ -n ${RAW[$n/1/1]:-} ]] || continue
+            dl="—" dr="—" note="—"
+            if [[ $n != cdeguard && -n ${M[cdeguard/1/p50_us]:-} && -n ${M[$n/1/p50_us]:-} ]]; then
+                dl=$(awk -v a="${M[$n/1/p50_us]}" -v b="${M[cdeguard/1/p50_us]}" 'BEGIN { printf "%+.0f µs", a - b }')
+            fi
+            if [[ $n != cdeguard && -n ${M[cdeguard/$CONNS/rps]:-} && -n ${M[$n/$CONNS/rps]:-} ]]; then
+                dr=$(awk -v a="${M[$n/$CONNS/rps]}" -v b="${M[cdeguard/$CONNS/rps]}" 'BEGIN { if (b > 0) printf "%+.1f %%", (a / b - 1) * 100 }')
+            fi
+            [[ $n == cdeguard ]] && note="limits off"
+            [[ -n ${LIM_NOTE[$n]:-} ]] && note=${LIM_NOTE[$n]}
+            echo "| $(store_of "$n" | sed 's/^off$/limits off/; s/^sqlite$/limits on, SQLite (embedded)/; s/^redis$/limits on, Redis/') | $(fmt_rps "${M[$n/1/rps]:-}")${MFLAG[$n/1]} | $(fmt_us "${M[$n/1/p50_us]:-}") | $dl | $(fmt_rps "${M[$n/$CONNS/rps]:-}")${MFLAG[$n/$CONNS]} | $(fmt_us "${M[$n/$CONNS/p50_us]:-}") | $dr | $note |"
+        done
+        echo
+    fi
     echo "| cdeguard target | goal | measured | |"
     echo "|---|---|---|---|"
     echo "| gateway-added p50 at 1 connection | ≤ 50 µs | $T_ADD | $T_ADD_V |"
@@ -869,6 +988,7 @@ REPORT=$T/report.md
     echo "- direct: wrk → nginx over HTTPS with keep-alive — the ceiling, and the baseline of \"added p50\" (= p50 through the gateway − p50 direct, both at 1 connection). The client leg to each gateway is plain HTTP on loopback; each gateway's upstream leg is:"
     for g in $GATEWAYS; do is_failed "$g" && [[ -z ${GW_UP[$g]:-} ]] || echo "  - $g: ${GW_UP[$g]:-—}"; done
     echo "- cdeguard: \`cdeguard serve\` with only the gateway listener, workers $WORKERS, one workspace (token sent as \`Authorization: Bearer\`), provider openai at https://$IP:$TLS_PORT (key from env:BENCH_OPENAI_KEY), \`gateway.upstream.pool_size: $POOL\`, content settings at their defaults (inspection on), audit records to a file on $(df --output=source "$T" | tail -n 1). ${AUDIT_NOTE}"
+    echo "- cdeguard + limits: the same config plus a \`limits:\` section (\`team: bench-team\`, \`project: bench-project\` on the workspace; workspace: requests and tokens per minute, requests and tokens per day, cost per day; project: cost per month; team: tokens per month, requests per minute; a gpt-4o-mini price), store \`sqlite\` (a file in the temp dir, \`flush_interval\` 1 s) or \`redis\` (a redis-server started by the script on $IP, no persistence). Every call is checked and reserved before it is forwarded and settled with the response's usage; the store check compares \`cdeguard usage\` with the audit log's allowed calls."
     echo "- Portkey: \`node --require loopback.cjs node_modules/@portkey-ai/gateway/build/start-server.js --port=PORT --headless\` (what \`npx @portkey-ai/gateway\` runs; node started directly so the measured pid is the gateway; the preload binds it to $IP instead of all interfaces), routed with \`x-portkey-provider: openai\` and \`x-portkey-custom-host\`; the client's Authorization is passed on as the provider key. One node process (the CLI has no cluster mode); no inspection and no workspace identity, so it does less work per call than cdeguard."
     echo "- RSS: VmRSS of the gateway process (nginx proxy: master + worker summed) before the load (after the checks), VmRSS after the last run, and VmHWM (peak over the process' life, including start-up). MB = 10^6 bytes. The memory target is judged on the peak."
     echo "- Checks before timing:"

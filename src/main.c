@@ -164,7 +164,7 @@ static int cmd_usage(int argc, char **argv)
     lim_by_t by = LIM_BY_WORKSPACE;
     int64_t now = lim_now(), since = now / 86400 * 86400, until = now + 3600;
     bool json = false;
-    for (int i = 2; i < argc; i++) {
+    for (int i = 2; i < argc && argv[i]; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         if ((strcmp(a, "--config") == 0 || strcmp(a, "-c") == 0) && v) {

@@ -739,13 +739,9 @@ int lim_check(lim_worker_t *w, const lim_call_t *call, lim_ticket_t **tout, lim_
     if (!t) goto store_fail;
 
     bool cost_rule = false;
-    size_t nrules = 0;
-    for (size_t i = 0; i < ns; i++) {
+    for (size_t i = 0; i < ns; i++)
         for (size_t k = 0; k < sc[i].nrules; k++)
             if (sc[i].rules[k].metric == LIM_COST) cost_rule = true;
-        nrules += sc[i].nrules;
-    }
-    if (nrules > LIM_TICKET_MAX) nrules = LIM_TICKET_MAX; /* cannot happen with 4 LLM scopes x 8 */
 
     lim_amount_t est = {.v = {1, 0, 0, 0}};
     if (!call->egress) {

@@ -631,7 +631,7 @@ void metrics_limit_soft(const char *scope, const char *metric, const char *perio
 
 void metrics_limit_store_error(const char *store, bool allowed)
 {
-    const char *l[1] = {nz(store)};
+    const char *l[LLM_LABELS] = {nz(store)}; /* family_get reads nlabels (1) entries */
     lseries_t *x = family_get(&f_limit_store, l);
     if (x) ADD(x->v[allowed ? 1 : 0], 1);
 }
@@ -662,7 +662,7 @@ typedef struct out {
 
 static void put(out_t *o, const char *s, size_t n)
 {
-    if (o->len < o->cap) {
+    if (o->buf && o->len < o->cap) {
         size_t room = o->cap - o->len;
         memcpy(o->buf + o->len, s, n < room ? n : room);
     }
@@ -863,8 +863,8 @@ size_t metrics_render(char *buf, size_t cap)
     render_family(&o, &f_limit_store);
     metrics_render_hook_fn hook = atomic_load(&render_hook);
     if (hook) {
-        size_t room = o.len < o.cap ? o.cap - o.len : 0;
-        o.len += hook(o.buf ? o.buf + (o.len < o.cap ? o.len : o.cap) : NULL, room);
+        int fits = o.buf && o.len < o.cap;
+        o.len += hook(fits ? o.buf + o.len : NULL, fits ? o.cap - o.len : 0);
     }
 
     head(&o, "cdeguard_config_reloads_total", "counter", "Configuration reloads by result.");

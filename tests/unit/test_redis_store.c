@@ -505,7 +505,8 @@ static void test_expiry(void **state)
     long long ttl = redis_int(g_port, "TTL %s", "t_exp:c:x");
     assert_true(ttl > 990 && ttl <= 1000);
 
-    /* settle moves the expiry and sets the soft marker's */
+    /* An existing counter keeps the expiry it was created with (every call
+     * of a window carries the same one); the soft marker gets the settle's. */
     k.expire_at = now + 2000;
     uint64_t rsv = 6, act = 6;
     lim_usage_row_t row;
@@ -517,9 +518,28 @@ static void test_expiry(void **state)
     assert_int_equal(x.status, LIM_RS_OK);
     assert_int_equal(x.nsoft, 1);
     ttl = redis_int(g_port, "TTL %s", "t_exp:c:x");
-    assert_true(ttl > 1990 && ttl <= 2000);
+    assert_true(ttl > 990 && ttl <= 1000);
     ttl = redis_int(g_port, "TTL %s", "t_exp:c:x:soft");
     assert_true(ttl > 1990 && ttl <= 2000);
+
+    /* A counter gone before its settle (expired, or deleted by hand) is
+     * created again by it, with the settle's expiry; so is one whose
+     * refund took it below zero (clamped to 0). */
+    lim_counter_t y = ctr("y", 0, 0, 0);
+    y.expire_at = now + 3000;
+    uint64_t rsv_y = 0, act_y = 3;
+    x = settle_wait(&tl, r, &y, &rsv_y, &act_y, 1, NULL);
+    assert_int_equal(x.status, LIM_RS_OK);
+    assert_int_equal(counter(g_port, "t_exp", "y"), 3);
+    ttl = redis_int(g_port, "TTL %s", "t_exp:c:y");
+    assert_true(ttl > 2990 && ttl <= 3000);
+    rsv_y = 10;
+    act_y = 0;
+    x = settle_wait(&tl, r, &y, &rsv_y, &act_y, 1, NULL);
+    assert_int_equal(x.status, LIM_RS_OK);
+    assert_int_equal(counter(g_port, "t_exp", "y"), 0);
+    ttl = redis_int(g_port, "TTL %s", "t_exp:c:y");
+    assert_true(ttl > 2990 && ttl <= 3000);
     char hkey[64];
     snprintf(hkey, sizeof hkey, "t_exp:u:%" PRId64, row.hour);
     ttl = redis_int(g_port, "TTL %s", hkey);
