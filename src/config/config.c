@@ -1777,6 +1777,10 @@ static void config_cross_checks(config_ctx_t *c)
                    config_echo(ws->group, strlen(ws->group), eb, sizeof eb));
     }
     config_check_sources(c);
+    if (!cfg->egress.enabled &&
+        !(cfg->gateway.enabled && (cfg->gateway.listen.enabled || cfg->gateway.ext_authz.enabled)))
+        config_err(c, c->egress_line ? c->egress_line : 1,
+                   "listeners.egress is off and there is no gateway listener: nothing to serve");
     /* equal ports between any two enabled listeners (even on different
      * addresses: one of them would be a surprise), at the later listener */
     static const char *const lnames[] = {"egress", "admin", "gateway", "ext_authz"};

@@ -348,6 +348,7 @@ int daemon_serve(const char *config_path, int workers_override)
     admin_set_limits(D.lim, &D.cfg);
     const config_gateway_t *g = &D.cfg->gateway;
     bool gw_on = g->enabled && g->listen.enabled, authz_on = g->enabled && g->ext_authz.enabled;
+    bool eg_on = D.cfg->egress.enabled;
     if (gw_on || authz_on) {
         D.gw_shared = gateway_shared_new(D.cfg, err, sizeof err);
         if (!D.gw_shared) {
@@ -358,16 +359,16 @@ int daemon_serve(const char *config_path, int workers_override)
     for (int i = 0; i < n; i++) {
         int fds[3] = {-1, -1, -1};
         const char *what = "egress";
-        fds[0] = open_listen_socket(&D.cfg->egress, err, sizeof err);
-        if (fds[0] >= 0 && gw_on) {
+        if (eg_on) fds[0] = open_listen_socket(&D.cfg->egress, err, sizeof err);
+        if ((!eg_on || fds[0] >= 0) && gw_on) {
             what = "gateway";
             fds[1] = open_listen_socket(&g->listen, err, sizeof err);
         }
-        if (fds[0] >= 0 && (!gw_on || fds[1] >= 0) && authz_on) {
+        if ((!eg_on || fds[0] >= 0) && (!gw_on || fds[1] >= 0) && authz_on) {
             what = "ext_authz";
             fds[2] = open_listen_socket(&g->ext_authz, err, sizeof err);
         }
-        bool ok = fds[0] >= 0 && (!gw_on || fds[1] >= 0) && (!authz_on || fds[2] >= 0);
+        bool ok = (!eg_on || fds[0] >= 0) && (!gw_on || fds[1] >= 0) && (!authz_on || fds[2] >= 0);
         if (!ok || worker_init(&D.workers[i], i, D.cfg, fds, err, sizeof err) < 0) {
             fprintf(stderr, "%s: %s\n", what, err);
             for (int k = 0; k < 3; k++)
@@ -387,8 +388,8 @@ int daemon_serve(const char *config_path, int workers_override)
         }
     }
 
-    char egress_s[96], admin_s[96];
-    snprintf(egress_s, sizeof egress_s, "%s:%u", D.cfg->egress.host, D.cfg->egress.port);
+    char egress_s[96] = "off", admin_s[96];
+    if (eg_on) snprintf(egress_s, sizeof egress_s, "%s:%u", D.cfg->egress.host, D.cfg->egress.port);
     if (D.cfg->admin.enabled)
         snprintf(admin_s, sizeof admin_s, "%s:%u", D.cfg->admin.host, D.cfg->admin.port);
     else

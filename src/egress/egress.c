@@ -1516,6 +1516,7 @@ static void on_connection(uv_stream_t *server, int status)
 
 int egress_start(worker_t *w, char *err, size_t errlen)
 {
+    if (w->listen_fd < 0) return 0; /* listeners.egress: off */
     uv_tcp_init(&w->loop, &w->egress_listener);
     w->egress_listener.data = w;
     int rc = uv_tcp_open(&w->egress_listener, w->listen_fd);

@@ -1712,3 +1712,20 @@ def test_reload_applies_new_rules_and_keeps_serving(daemon_factory, mock, gw_pki
                for _ in range(6)]
         assert got == [want] * 6, got
         assert gw_curl(d.gateway, "/openai/v1/chat/completions", chat_body()).status == 200
+
+
+def test_egress_listener_off(daemon_factory, mock, gw_pki):
+    """`listeners.egress: off` with the gateway on: the gateway answers and nothing
+    listens on the egress port (before, "off" was accepted and ignored)."""
+    d = daemon_factory("egoff")
+    text = gateway_config(d, mock, gw_pki)
+    egress_port = d.egress
+    text, n = re.subn(r'(?m)^(\s+egress:\s*)\S+$', r'\1"off"', text, count=1)
+    assert n == 1, text
+    d.egress = d.gateway  # wait_ready waits for the gateway instead
+    d.start(text)
+    r = gw_curl(d.gateway, "/openai/v1/chat/completions", chat_body())
+    assert r.status == 200, r
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", egress_port), timeout=2).close()
+    assert "egress=off" in d.log_text()

@@ -528,6 +528,12 @@ static void test_err_listeners(void **state)
     (void)state;
     check_exact(V WS POL "listeners: {egress: 127.0.0.1:3128, admin: 127.0.0.1:3128}\n",
                 "t.yaml:10: listeners.admin and listeners.egress both use port 3128");
+    check_exact(V WS POL "listeners: {egress: \"off\"}\n",
+                "t.yaml:10: listeners.egress is off and there is no gateway listener: nothing to "
+                "serve");
+    check_exact(V WS POL "listeners: {egress: \"off\", gateway: \"off\"}\ngateway:\n",
+                "t.yaml:10: listeners.egress is off and there is no gateway listener: nothing to "
+                "serve");
     check_exact(V WS POL "listeners:\n  admin: 0.0.0.0:3128\n",
                 "t.yaml:11: listeners.admin and listeners.egress both use port 3128");
     check_exact(V WS POL "listeners:\n  egress: localhost:3128\n",
