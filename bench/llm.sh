@@ -839,8 +839,10 @@ if [[ " ${GW_OK[*]} " == *" cdeguard "* ]]; then
     AUDIT_NOTE="$recs audit records; self-reported gateway_ms: $AUDIT_NOTE"
 fi
 
-# Limits runs: the store must have counted every call the gateway let through
-# (the audit log's allowed calls), or the limits did no work.
+# Limits runs: the store must have counted every call the gateway forwarded
+# (the audit log's allowed calls with an upstream; a call whose client hung up
+# while its limit check was in flight was allowed but never sent, and is not
+# charged), or the limits did no work.
 declare -A LIM_NOTE=()
 for g in cdeguard_sqlite cdeguard_redis; do
     [[ " ${GW_OK[*]} " == *" $g "* ]] || continue
@@ -848,12 +850,14 @@ for g in cdeguard_sqlite cdeguard_redis; do
     out=$(BENCH_OPENAI_KEY=$PROVIDER_KEY "$CDEGUARD" usage --config "$T/$g/cdeguard.yaml" --by workspace --since 1d --json 2>&1) || true
     counted=$(grep -o '"total":{"requests":[0-9]*' <<<"$out" | grep -o '[0-9]*$' || true)
     allowed=$(grep -c '"decision":"allow' "$T/$g/audit.log" 2>/dev/null || true)
+    sent=$(grep '"decision":"allow' "$T/$g/audit.log" 2>/dev/null | grep -vc '"upstream":""' || true)
     if [[ -z $counted ]]; then
         LIM_NOTE[$g]="⚠ cdeguard usage gave no total: $(head -c 300 <<<"$out" | tr '\n' ' ')"
-    elif [[ $counted != "$allowed" ]]; then
-        LIM_NOTE[$g]="⚠ the store counted $counted calls, the audit log has $allowed allowed calls"
+    elif [[ $counted != "$sent" ]]; then
+        LIM_NOTE[$g]="⚠ the store counted $counted calls, the audit log has $sent forwarded ($allowed allowed)"
     else
-        LIM_NOTE[$g]="the store counted $counted calls = the audit log's allowed calls"
+        LIM_NOTE[$g]="$counted calls counted = forwarded in the audit log"
+        ((allowed == sent)) || LIM_NOTE[$g]+=" (+$((allowed - sent)) allowed, cancelled by their client before forwarding)"
     fi
     log "$g: ${LIM_NOTE[$g]}"
 done
@@ -988,7 +992,7 @@ REPORT=$T/report.md
     echo "- direct: wrk → nginx over HTTPS with keep-alive — the ceiling, and the baseline of \"added p50\" (= p50 through the gateway − p50 direct, both at 1 connection). The client leg to each gateway is plain HTTP on loopback; each gateway's upstream leg is:"
     for g in $GATEWAYS; do is_failed "$g" && [[ -z ${GW_UP[$g]:-} ]] || echo "  - $g: ${GW_UP[$g]:-—}"; done
     echo "- cdeguard: \`cdeguard serve\` with only the gateway listener, workers $WORKERS, one workspace (token sent as \`Authorization: Bearer\`), provider openai at https://$IP:$TLS_PORT (key from env:BENCH_OPENAI_KEY), \`gateway.upstream.pool_size: $POOL\`, content settings at their defaults (inspection on), audit records to a file on $(df --output=source "$T" | tail -n 1). ${AUDIT_NOTE}"
-    echo "- cdeguard + limits: the same config plus a \`limits:\` section (\`team: bench-team\`, \`project: bench-project\` on the workspace; workspace: requests and tokens per minute, requests and tokens per day, cost per day; project: cost per month; team: tokens per month, requests per minute; a gpt-4o-mini price), store \`sqlite\` (a file in the temp dir, \`flush_interval\` 1 s) or \`redis\` (a redis-server started by the script on $IP, no persistence). Every call is checked and reserved before it is forwarded and settled with the response's usage; the store check compares \`cdeguard usage\` with the audit log's allowed calls."
+    echo "- cdeguard + limits: the same config plus a \`limits:\` section (\`team: bench-team\`, \`project: bench-project\` on the workspace; workspace: requests and tokens per minute, requests and tokens per day, cost per day; project: cost per month; team: tokens per month, requests per minute; a gpt-4o-mini price), store \`sqlite\` (a file in the temp dir, \`flush_interval\` 1 s) or \`redis\` (a redis-server started by the script on $IP, no persistence). Every call is checked and reserved before it is forwarded and settled with the response's usage; the store check compares \`cdeguard usage\` with the calls the audit log shows forwarded."
     echo "- Portkey: \`node --require loopback.cjs node_modules/@portkey-ai/gateway/build/start-server.js --port=PORT --headless\` (what \`npx @portkey-ai/gateway\` runs; node started directly so the measured pid is the gateway; the preload binds it to $IP instead of all interfaces), routed with \`x-portkey-provider: openai\` and \`x-portkey-custom-host\`; the client's Authorization is passed on as the provider key. One node process (the CLI has no cluster mode); no inspection and no workspace identity, so it does less work per call than cdeguard."
     echo "- RSS: VmRSS of the gateway process (nginx proxy: master + worker summed) before the load (after the checks), VmRSS after the last run, and VmHWM (peak over the process' life, including start-up). MB = 10^6 bytes. The memory target is judged on the peak."
     echo "- Checks before timing:"

@@ -4,9 +4,14 @@
  *
  * A ticket is one allocation that holds everything a settlement needs: the
  * counters it reserved in (Redis) or the ledger reservation (embedded), the
- * price of its model, and the usage row's dimensions.  In Redis mode a
- * ticket lives until the store has answered the settlement, so that soft
- * threshold events can name their scope and rule.
+ * price of its model, and the usage row's dimensions.
+ *
+ * In Redis mode settlements are not sent one per call: each worker sums
+ * them per counter (and usage rows per row) for LIM_BATCH_MS and sends the
+ * sums in one script call per LIM_SETTLE_CHUNK counters.  Reservations are
+ * made per call, so enforcement is unchanged; a counter shows a call's
+ * actual use (instead of its reservation) up to LIM_BATCH_MS later.  The
+ * reserve script stays the only round trip on a call's path.
  *
  * Overrides (POST /v1/budgets) are kept in memory under sh->mu, keyed by
  * scope key ("team:platform"), as canonical text "metric period max soft;"
@@ -43,6 +48,10 @@
 #define LIM_KEEP_DAYS 400   /* usage rows kept */
 #define LIM_GAUGES_MAX 512  /* remaining-budget series */
 #define LIM_OVERRIDES_MAX 4096
+#define LIM_BATCH_MS 20     /* Redis: how long a worker sums settlements */
+#define LIM_BATCH_CTRS 256  /* counters of one batch (a full batch goes at once) */
+#define LIM_BATCH_ROWS 64   /* usage rows of one batch */
+#define LIM_SETTLE_CHUNK 16 /* counters per settle script call */
 
 /* ------------------------------------------------------------------ */
 /* rule keys (the config's and POST /v1/budgets')                      */
@@ -123,16 +132,46 @@ struct lim_shared {
     bool work_ovr_ok;
 };
 
-struct lim_worker {
-    lim_shared_t *sh;
-    lim_redis_t *redis;
-};
-
 typedef struct tk_item {
     char scope[LIM_SCOPE_KEY_MAX];
     lim_rule_t rule;
     int64_t start, end;
 } tk_item_t;
+
+/* One counter of a Redis settlement batch: the sum of its calls' actual
+ * minus reserved amounts, and what its soft threshold event needs. */
+typedef struct bt_ctr {
+    lim_counter_t ctr;
+    int64_t delta;
+    tk_item_t item;
+} bt_ctr_t;
+
+/* Open-addressing index over a batch array: slot = position + 1, 0 empty;
+ * twice as many slots as entries, so probes stay short. */
+typedef struct bt_index {
+    uint16_t slot[4 * LIM_BATCH_CTRS];
+} bt_index_t;
+
+struct lim_worker {
+    lim_shared_t *sh;
+    lim_redis_t *redis;
+    /* Redis settlement batch (allocated with the first settlement) */
+    uv_timer_t batch_timer;
+    bool batch_armed;
+    bt_ctr_t *bc;
+    size_t nbc;
+    bt_index_t *bc_idx;
+    lim_usage_row_t *br;
+    size_t nbr;
+    bt_index_t *br_idx;
+};
+
+/* What one settle script call of a batch needs when it answers. */
+typedef struct bt_sent {
+    lim_shared_t *sh;
+    size_t n;
+    tk_item_t item[LIM_SETTLE_CHUNK];
+} bt_sent_t;
 
 struct lim_ticket {
     lim_shared_t *sh;
@@ -617,6 +656,15 @@ static void ledger_put(void *ctx, const char *scope, lim_metric_t metric, lim_wi
 /* ------------------------------------------------------------------ */
 /* workers                                                              */
 
+static void batch_flush(lim_worker_t *w);
+
+static void on_batch_timer(uv_timer_t *t)
+{
+    lim_worker_t *w = t->data;
+    w->batch_armed = false;
+    batch_flush(w);
+}
+
 lim_worker_t *lim_worker_new(lim_shared_t *sh, uv_loop_t *loop, char *err, size_t errlen)
 {
     lim_worker_t *w = calloc(1, sizeof *w);
@@ -631,15 +679,37 @@ lim_worker_t *lim_worker_new(lim_shared_t *sh, uv_loop_t *loop, char *err, size_
             free(w);
             return NULL;
         }
+        uv_timer_init(loop, &w->batch_timer);
+        w->batch_timer.data = w;
     }
     return w;
+}
+
+static void worker_closed(uv_handle_t *h)
+{
+    lim_worker_t *w = h->data;
+    free(w->bc);
+    free(w->bc_idx);
+    free(w->br);
+    free(w->br_idx);
+    free(w);
 }
 
 void lim_worker_free(lim_worker_t *w)
 {
     if (!w) return;
-    if (w->redis) lim_redis_free(w->redis);
-    free(w);
+    if (!w->redis) {
+        free(w);
+        return;
+    }
+    /* The batch goes out and the worker waits (at most the store timeout)
+     * for the answers; what Redis has not answered by then fails (logged,
+     * counted in cdeguard_limit_store_errors_total). */
+    batch_flush(w);
+    lim_redis_drain(w->redis, w->sh->ro.timeout_ms);
+    lim_redis_free(w->redis);
+    w->redis = NULL;
+    uv_close((uv_handle_t *)&w->batch_timer, worker_closed);
 }
 
 /* ------------------------------------------------------------------ */
@@ -859,20 +929,170 @@ void lim_cancel(lim_pending_t *p)
 /* ------------------------------------------------------------------ */
 /* settle                                                               */
 
-static void on_settled(void *ctx, int status, const size_t *soft, size_t nsoft, const char *err)
+/* ---- Redis settlement batches ---- */
+
+/* FNV-1a */
+static uint64_t str_hash(const char *s)
 {
-    lim_ticket_t *t = ctx;
+    uint64_t h = 1469598103934665603ULL;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    return h;
+}
+
+static uint16_t *bt_find(bt_index_t *ix, uint64_t h,
+                         bool (*same)(const void *, size_t, const void *), const void *base,
+                         const void *key)
+{
+    size_t mask = sizeof ix->slot / sizeof ix->slot[0] - 1;
+    for (size_t j = h & mask;; j = (j + 1) & mask) {
+        uint16_t *s = &ix->slot[j];
+        if (*s == 0 || same(base, *s - 1u, key)) return s;
+    }
+}
+
+static bool same_ctr(const void *base, size_t i, const void *key)
+{
+    return strcmp(((const bt_ctr_t *)base)[i].ctr.key, key) == 0;
+}
+
+static uint64_t row_hash(const lim_usage_row_t *r)
+{
+    const char *dims[6] = {r->workspace, r->team, r->project, r->agent, r->provider, r->model};
+    uint64_t h = (uint64_t)r->hour * 1099511628211ULL;
+    for (int i = 0; i < 6; i++)
+        h = (h ^ str_hash(dims[i])) * 1099511628211ULL;
+    return h;
+}
+
+static bool same_row(const void *base, size_t i, const void *key)
+{
+    const lim_usage_row_t *a = &((const lim_usage_row_t *)base)[i], *b = key;
+    return a->hour == b->hour && !strcmp(a->workspace, b->workspace) && !strcmp(a->team, b->team) &&
+           !strcmp(a->project, b->project) && !strcmp(a->agent, b->agent) &&
+           !strcmp(a->provider, b->provider) && !strcmp(a->model, b->model);
+}
+
+static bool batch_alloc(lim_worker_t *w)
+{
+    if (w->bc) return true;
+    w->bc = calloc(LIM_BATCH_CTRS, sizeof *w->bc);
+    w->bc_idx = calloc(1, sizeof *w->bc_idx);
+    w->br = calloc(LIM_BATCH_ROWS, sizeof *w->br);
+    w->br_idx = calloc(1, sizeof *w->br_idx);
+    if (w->bc && w->bc_idx && w->br && w->br_idx) return true;
+    free(w->bc);
+    free(w->bc_idx);
+    free(w->br);
+    free(w->br_idx);
+    w->bc = NULL;
+    w->bc_idx = w->br_idx = NULL;
+    w->br = NULL;
+    return false;
+}
+
+static void batch_add_counter(lim_worker_t *w, const lim_counter_t *c, int64_t delta,
+                              const tk_item_t *item)
+{
+    if (!batch_alloc(w)) {
+        log_warn("limits: out of memory: a settlement is not counted");
+        return;
+    }
+    uint64_t h = str_hash(c->key);
+    uint16_t *s = bt_find(w->bc_idx, h, same_ctr, w->bc, c->key);
+    if (*s) {
+        w->bc[*s - 1].delta += delta;
+        return;
+    }
+    if (w->nbc == LIM_BATCH_CTRS) {
+        batch_flush(w);
+        s = bt_find(w->bc_idx, h, same_ctr, w->bc, c->key);
+    }
+    bt_ctr_t *b = &w->bc[w->nbc];
+    b->ctr = *c;
+    b->ctr.amount = 0;
+    b->delta = delta;
+    b->item = *item;
+    *s = (uint16_t)++w->nbc;
+}
+
+static void batch_add_row(lim_worker_t *w, const lim_usage_row_t *r)
+{
+    if (!batch_alloc(w)) {
+        log_warn("limits: out of memory: a usage row is not counted");
+        return;
+    }
+    uint64_t h = row_hash(r);
+    uint16_t *s = bt_find(w->br_idx, h, same_row, w->br, r);
+    if (*s) {
+        lim_usage_row_t *a = &w->br[*s - 1];
+        a->requests += r->requests;
+        a->input += r->input;
+        a->output += r->output;
+        a->cache_read += r->cache_read;
+        a->cache_write += r->cache_write;
+        a->cost_nano += r->cost_nano;
+        return;
+    }
+    if (w->nbr == LIM_BATCH_ROWS) {
+        batch_flush(w);
+        s = bt_find(w->br_idx, h, same_row, w->br, r);
+    }
+    w->br[w->nbr] = *r;
+    *s = (uint16_t)++w->nbr;
+}
+
+static void on_batch_settled(void *ctx, int status, const size_t *soft, size_t nsoft,
+                             const char *err)
+{
+    bt_sent_t *b = ctx;
     if (status != LIM_RS_OK) {
         log_warn("limits: a settlement did not reach redis (%s); its usage is not counted",
                  err ? err : "error");
-        metrics_limit_store_error("redis", t->sh->fail_open);
+        metrics_limit_store_error("redis", b->sh->fail_open);
     }
     for (size_t i = 0; i < nsoft; i++)
-        if (soft[i] < t->n) {
-            const tk_item_t *it = &t->item[soft[i]];
-            soft_event(it->scope, &it->rule, 0, it->start);
+        if (soft[i] < b->n)
+            soft_event(b->item[soft[i]].scope, &b->item[soft[i]].rule, 0, b->item[soft[i]].start);
+    free(b);
+}
+
+/* Send the batch: one settle call per LIM_SETTLE_CHUNK counters, the usage
+ * rows one per call (the first ones with the counters). */
+static void batch_flush(lim_worker_t *w)
+{
+    if (!w->bc || (w->nbc == 0 && w->nbr == 0)) return;
+    if (w->batch_armed) {
+        uv_timer_stop(&w->batch_timer);
+        w->batch_armed = false;
+    }
+    size_t ci = 0, ri = 0;
+    while (ci < w->nbc || ri < w->nbr) {
+        lim_counter_t ctr[LIM_SETTLE_CHUNK];
+        uint64_t rsv[LIM_SETTLE_CHUNK], act[LIM_SETTLE_CHUNK];
+        bt_sent_t *b = malloc(sizeof *b);
+        if (!b) {
+            log_warn("limits: out of memory: settlements are not counted");
+            break;
         }
-    free(t);
+        b->sh = w->sh;
+        b->n = 0;
+        for (; ci < w->nbc && b->n < LIM_SETTLE_CHUNK; ci++, b->n++) {
+            const bt_ctr_t *c = &w->bc[ci];
+            ctr[b->n] = c->ctr;
+            rsv[b->n] = c->delta < 0 ? (uint64_t)-c->delta : 0;
+            act[b->n] = c->delta > 0 ? (uint64_t)c->delta : 0;
+            b->item[b->n] = c->item;
+        }
+        const lim_usage_row_t *row = ri < w->nbr ? &w->br[ri++] : NULL;
+        if (lim_redis_settle(w->redis, ctr, rsv, act, b->n, row, on_batch_settled, b) < 0) {
+            log_warn("limits: cannot send a settlement to redis (out of memory or a bad row)");
+            free(b);
+        }
+    }
+    w->nbc = w->nbr = 0;
+    memset(w->bc_idx, 0, sizeof *w->bc_idx);
+    memset(w->br_idx, 0, sizeof *w->br_idx);
 }
 
 void lim_settle(lim_worker_t *w, lim_ticket_t *t, const lim_used_t *used)
@@ -908,17 +1128,17 @@ void lim_settle(lim_worker_t *w, lim_ticket_t *t, const lim_used_t *used)
         return;
     }
     for (size_t i = 0; i < t->n; i++) {
-        t->actual[i] = act.v[t->item[i].rule.metric];
-        if (!t->counted) t->reserved[i] = 0;
+        int64_t delta =
+            (int64_t)act.v[t->item[i].rule.metric] - (t->counted ? (int64_t)t->reserved[i] : 0);
+        /* nothing to change and no soft threshold to look at */
+        if (delta == 0 && t->ctr[i].soft_pct == 0) continue;
+        batch_add_counter(w, &t->ctr[i], delta, &t->item[i]);
     }
-    const lim_usage_row_t *row = used && !t->egress ? &t->row : NULL;
-    if (t->n == 0 && !row) {
-        free(t);
-        return;
-    }
-    if (lim_redis_settle(w->redis, t->ctr, t->reserved, t->actual, t->n, row, on_settled, t) < 0) {
-        log_warn("limits: cannot send a settlement to redis (out of memory)");
-        free(t);
+    if (used && !t->egress) batch_add_row(w, &t->row);
+    free(t);
+    if (!w->batch_armed && (w->nbc || w->nbr)) {
+        uv_timer_start(&w->batch_timer, on_batch_timer, LIM_BATCH_MS, 0);
+        w->batch_armed = true;
     }
 }
 
@@ -1349,14 +1569,6 @@ typedef struct agg {
     bool oom;
     group_t total;
 } agg_t;
-
-static uint64_t str_hash(const char *s)
-{
-    uint64_t h = 1469598103934665603ULL;
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-    return h;
-}
 
 static void agg_rehash(agg_t *a)
 {

@@ -28,6 +28,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <netdb.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +37,7 @@
 
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
+#include <hiredis/sds.h>
 #include <openssl/evp.h>
 
 #define BACKOFF_MIN_MS 100
@@ -420,13 +422,27 @@ static void fail_pending(lim_redis_t *r, const char *msg)
  * status, and libuv reports POLLERR (a refused connect, a reset) as
  * UV_EBADF and stops the handle, so such a failure would only be noticed
  * by the timeout.  Here an error status hands hiredis the events it waits
- * for, and it reads the error from the socket.  The record is freed in the
- * handle's close callback. */
+ * for, and it reads the error from the socket.
+ *
+ * Writes do not go through the poll handle while the connection is up:
+ * hiredis asks for a write event after every command, and switching the
+ * poll's events costs two epoll_ctl calls and a loop iteration per command.
+ * A check handle (run once per loop iteration, after the I/O callbacks that
+ * issued the commands) writes everything queued in that iteration with one
+ * write; only when the socket does not take it all does the poll wait for
+ * writability.  An idle handle runs alongside the check so that a command
+ * queued after the check phase (from a close callback) does not wait for
+ * the next I/O event: the loop does not block while it is active.  The
+ * record is freed when its three handles have closed. */
 typedef struct uvev {
     redisAsyncContext *ac; /* NULL once hiredis cleaned up */
     uv_poll_t poll;
+    uv_check_t flush;
+    uv_idle_t nowait;
     int events;
+    int open_handles;
     bool closing;
+    bool in_flush; /* inside redisAsyncHandleWrite from the check handle */
 } uvev_t;
 
 static void ev_poll_cb(uv_poll_t *h, int status, int events)
@@ -460,23 +476,55 @@ static void ev_del_read(void *d)
     ev_update(p);
 }
 
+static void ev_flush_cb(uv_check_t *h)
+{
+    uvev_t *p = h->data;
+    uv_check_stop(&p->flush);
+    uv_idle_stop(&p->nowait);
+    if (!p->ac) return;
+    p->in_flush = true;
+    redisAsyncHandleWrite(p->ac); /* what it cannot write it asks the poll for */
+    p->in_flush = false;
+}
+
+static void ev_nowait_cb(uv_idle_t *h)
+{
+    (void)h; /* only there to keep the loop from blocking before the flush */
+}
+
 static void ev_add_write(void *d)
 {
     uvev_t *p = d;
-    p->events |= UV_WRITABLE;
-    ev_update(p);
+    if (p->closing) return;
+    /* connecting (hiredis learns of the connect by writability) or a write
+     * that did not complete: wait for the socket */
+    if (p->in_flush || !p->ac || !(p->ac->c.flags & REDIS_CONNECTED)) {
+        p->events |= UV_WRITABLE;
+        ev_update(p);
+        return;
+    }
+    if (!(p->events & UV_WRITABLE)) {
+        uv_check_start(&p->flush, ev_flush_cb);
+        uv_idle_start(&p->nowait, ev_nowait_cb);
+    }
 }
 
 static void ev_del_write(void *d)
 {
     uvev_t *p = d;
-    p->events &= ~UV_WRITABLE;
-    ev_update(p);
+    if (p->closing) return;
+    uv_check_stop(&p->flush);
+    uv_idle_stop(&p->nowait);
+    if (p->events & UV_WRITABLE) {
+        p->events &= ~UV_WRITABLE;
+        ev_update(p);
+    }
 }
 
 static void ev_closed(uv_handle_t *h)
 {
-    free(h->data);
+    uvev_t *p = h->data;
+    if (--p->open_handles == 0) free(p);
 }
 
 static void ev_cleanup(void *d)
@@ -486,6 +534,8 @@ static void ev_cleanup(void *d)
     if (p->closing) return;
     p->closing = true;
     uv_close((uv_handle_t *)&p->poll, ev_closed);
+    uv_close((uv_handle_t *)&p->flush, ev_closed);
+    uv_close((uv_handle_t *)&p->nowait, ev_closed);
 }
 
 static int ev_attach(redisAsyncContext *ac, uv_loop_t *loop)
@@ -498,6 +548,11 @@ static int ev_attach(redisAsyncContext *ac, uv_loop_t *loop)
         return REDIS_ERR;
     }
     p->poll.data = p;
+    uv_check_init(loop, &p->flush);
+    p->flush.data = p;
+    uv_idle_init(loop, &p->nowait);
+    p->nowait.data = p;
+    p->open_handles = 3;
     p->ac = ac;
     ac->ev.addRead = ev_add_read;
     ac->ev.delRead = ev_del_read;
@@ -1005,6 +1060,32 @@ void lim_redis_free(lim_redis_t *r)
     uv_close((uv_handle_t *)&r->tick, on_handle_closed);
     uv_close((uv_handle_t *)&r->retry, on_handle_closed);
     uv_close((uv_handle_t *)&r->defer, on_handle_closed);
+}
+
+static uint64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+void lim_redis_drain(lim_redis_t *r, uint64_t timeout_ms)
+{
+    if (!r || r->closing || r->state != ST_UP || !r->ac) return;
+    uint64_t deadline = mono_ms() + timeout_ms;
+    while (r->ac && r->state == ST_UP && r->pending.head) {
+        redisAsyncContext *ac = r->ac;
+        bool out = ac->c.obuf && sdslen(ac->c.obuf) > 0;
+        uint64_t now = mono_ms();
+        if (now >= deadline) break;
+        struct pollfd p = {.fd = ac->c.fd, .events = (short)(POLLIN | (out ? POLLOUT : 0))};
+        int rc = poll(&p, 1, (int)(deadline - now));
+        if (rc < 0 && errno == EINTR) continue;
+        if (rc <= 0) break;
+        if (p.revents & POLLOUT) redisAsyncHandleWrite(ac);
+        /* a reply, or an error or hang-up that hiredis reads from the socket */
+        if (r->ac == ac && (p.revents & (POLLIN | POLLERR | POLLHUP))) redisAsyncHandleRead(ac);
+    }
 }
 
 bool lim_redis_connected(const lim_redis_t *r)

@@ -115,6 +115,13 @@ lim_redis_t *lim_redis_new(uv_loop_t *loop, const lim_redis_opts_t *o, char *err
  * loop must run afterwards so the uv handles close (memory is freed in
  * their close callbacks). */
 void lim_redis_free(lim_redis_t *r);
+
+/* Shutdown only, on the loop's thread, before lim_redis_free: write what is
+ * queued and wait, blocking the thread for at most timeout_ms, for the
+ * replies of the commands sent (their callbacks run), so that the last
+ * settlements of a stopping worker are not lost.  Does nothing when the
+ * connection is not up. */
+void lim_redis_drain(lim_redis_t *r, uint64_t timeout_ms);
 /* The connection is up (TCP connected, AUTH and SELECT done). */
 bool lim_redis_connected(const lim_redis_t *r);
 

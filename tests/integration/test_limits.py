@@ -1317,6 +1317,28 @@ def test_redis_per_minute_reset_with_clock(rx, mock):
     assert call(rx.a, "ws-r3", max_tokens=10).status == 429
 
 
+def test_redis_settlement_survives_shutdown(rx, mock, daemon_factory, gw_pki):
+    """13d. Settlements are summed per worker for a few milliseconds before they go
+    to Redis; a replica stopped right after a call still delivers its settlement
+    (it waits for Redis's answer on the way out): the counter holds the call's
+    actual tokens, not its reservation, and the usage row is there."""
+    rx.clock.fresh_minute()
+    d = daemon_factory("r-stop")
+    prefix = "itest" + uuid.uuid4().hex[:8]
+    limits = {"store": {"type": "redis", "url": rx.redis.url, "key_prefix": prefix},
+              "prices": PRICES,
+              "workspaces": {"ws-r5": {"tokens_per_day": 100000}}}
+    d.start(lim_config(d, mock, gw_pki, limits=limits, clock=rx.clock,
+                       workspaces=lim_workspaces(*REDIS_WORKSPACES)))
+    r = call(d, "ws-r5", max_tokens=500)
+    assert r.status == 200, r
+    d.stop()
+    key = f"{prefix}:c:workspace:ws-r5|tokens|day|{rx.clock.day_start()}"
+    assert rx.redis.cmd("GET", key) == str(OA_TOKENS), key
+    hour = rx.clock.now() // 3600 * 3600
+    assert rx.redis.cmd("EXISTS", f"{prefix}:u:{hour}") == 1
+
+
 def test_redis_outage_and_recovery(rx, mock):
     """14. redis-server killed: the fail_closed replica answers 503
     cdeguard_limits_unavailable at once, the fail_open one lets calls through; after

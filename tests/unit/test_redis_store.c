@@ -1018,6 +1018,50 @@ static void free_from_cb(void *ctx, int status, size_t idx, uint64_t value, cons
     lim_redis_free(f->r);
 }
 
+/* lim_redis_drain: commands queued (not even written yet) get their
+ * replies before free, without the loop running; a store that is down
+ * returns at once. */
+static void test_drain_before_free(void **state)
+{
+    (void)state;
+    tloop_t tl;
+    tl_init(&tl);
+    lim_redis_opts_t o = opts(g_port, "t_drain");
+    lim_redis_t *r = store(&tl, &o);
+    assert_true(tl_run(&tl, is_connected, r, 5000));
+    lim_counter_t k = ctr("k", 0, 0, 0);
+    res_t x[20];
+    memset(x, 0, sizeof x);
+    for (int i = 0; i < 20; i++) {
+        uint64_t rsv = 0, act = (uint64_t)i + 1;
+        assert_int_equal(lim_redis_settle(r, &k, &rsv, &act, 1, NULL, settle_cb, &x[i]), 0);
+    }
+    lim_redis_drain(r, 2000);
+    for (int i = 0; i < 20; i++) {
+        assert_int_equal(x[i].calls, 1);
+        assert_int_equal(x[i].status, LIM_RS_OK);
+    }
+    lim_redis_free(r);
+    assert_int_equal(counter(g_port, "t_drain", "k"), 210); /* 1 + 2 + ... + 20 */
+
+    /* nothing listens on the port: not up, so no wait */
+    lim_redis_opts_t dead = opts(1, "t_drain");
+    r = store(&tl, &dead);
+    res_t y;
+    memset(&y, 0, sizeof y);
+    uint64_t rsv = 0, act = 1;
+    assert_int_equal(lim_redis_settle(r, &k, &rsv, &act, 1, NULL, settle_cb, &y), 0);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    lim_redis_drain(r, 3000);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    assert_true(t1.tv_sec - t0.tv_sec < 2);
+    lim_redis_free(r);
+    assert_int_equal(y.calls, 1);
+    assert_int_equal(y.status, LIM_RS_ERROR);
+    tl_done(&tl);
+}
+
 static void test_free_with_pending(void **state)
 {
     (void)state;
@@ -1227,6 +1271,7 @@ int main(void)
         cmocka_unit_test(test_server_killed_and_back),
         cmocka_unit_test(test_unreachable_at_start),
         cmocka_unit_test(test_timeout),
+        cmocka_unit_test(test_drain_before_free),
         cmocka_unit_test(test_free_with_pending),
         cmocka_unit_test(test_retry_from_callback_while_down),
         cmocka_unit_test(test_bad_arguments),
