@@ -20,6 +20,13 @@
  * A client that goes away while the response streams aborts the upstream
  * request; the usage so far is recorded (llm_relay estimates the rest).
  *
+ * An early refusal (413, 400, 408...) ends the connection in C_LINGER: the
+ * client may still be sending the body, and closing a socket with unread
+ * bytes makes the kernel send a reset that destroys the refusal before the
+ * client reads it.  So once the refusal is flushed the write side is shut
+ * (FIN) and what still arrives is read and dropped until the client closes,
+ * for at most LINGER_MS or LINGER_MAX bytes.
+ *
  * Ownership: a conn owns its io, timer, parser, buffers, the current call
  * (gw_call_t) and a config reference for that call; it is freed from the
  * last close callback only.
@@ -48,6 +55,8 @@
 
 #define RESP_USAGE_MAX (8u << 20) /* non-streamed body copy kept for its usage */
 #define PENDING_MAX (64 * 1024)   /* pipelined bytes held during a call */
+#define LINGER_MS 2000            /* an early refusal's connection drains input this long */
+#define LINGER_MAX (16u << 20)    /* ... or this many bytes */
 #define UP_HEAD_MAX (64 * 1024)
 #define KEY_HEADER_MAX (LLM_SECRET_MAX + 64) /* "Bearer " + key */
 /* The output a call may produce when its body sets no maximum: what limits
@@ -70,7 +79,7 @@ typedef struct gw_worker {
     config_t *scratch_cfg; /* reference: keeps the engine the scratch was made for */
 } gw_worker_t;
 
-typedef enum { C_HEAD, C_BODY, C_CALL, C_CLOSING } conn_state_t;
+typedef enum { C_HEAD, C_BODY, C_CALL, C_LINGER, C_CLOSING } conn_state_t;
 
 struct gw_conn {
     gw_conn_t *prev, *next;
@@ -91,7 +100,10 @@ struct gw_conn {
     bool body_over;
     char *pending;
     size_t npending;
-    bool close_after; /* close once the response is flushed */
+    bool close_after;       /* close once the response is flushed */
+    uv_shutdown_t shut_req; /* C_LINGER: the write side's FIN */
+    bool shut_started;
+    size_t linger_bytes;
 
     /* the call */
     config_t *cfg;
@@ -123,6 +135,8 @@ struct gw_conn {
 };
 
 static void conn_close(gw_conn_t *c);
+static void conn_timer_cb(uv_timer_t *t);
+static void call_end(gw_conn_t *c);
 static void conn_next_request(gw_conn_t *c);
 
 /* ------------------------------------------------------------------ */
@@ -236,8 +250,28 @@ static void conn_respond(gw_conn_t *c, int status, const char *extra_headers, co
     c->bytes_down += len;
 }
 
+static void conn_shut_cb(uv_shutdown_t *req, int status)
+{
+    gw_conn_t *c = req->data;
+    /* UV_ECANCELED: the connection is closing already */
+    if (status < 0 && status != UV_ECANCELED && c->state != C_CLOSING) conn_close(c);
+}
+
+/* C_LINGER, the refusal flushed: send FIN, go on reading (and dropping). */
+static void conn_linger_shut(gw_conn_t *c)
+{
+    if (c->shut_started || c->state != C_LINGER) return;
+    c->shut_started = true;
+    c->shut_req.data = c;
+    if (uv_shutdown(&c->shut_req, (uv_stream_t *)&c->io.tcp, conn_shut_cb) < 0) {
+        c->shut_started = false;
+        conn_close(c);
+    }
+}
+
 /* A refusal before the request could be read whole: the rest of the
- * connection cannot be trusted, so it closes after the answer. */
+ * connection cannot be trusted, so it ends after the answer, lingering (see
+ * the top of the file). */
 static void conn_refuse_early(gw_conn_t *c, int status, const char *reason, const char *msg)
 {
     char body[LLM_ERROR_MAX_BODY];
@@ -246,8 +280,13 @@ static void conn_refuse_early(gw_conn_t *c, int status, const char *reason, cons
     int n = llm_error_body(fmt, status, msg, reason, body, sizeof body);
     c->close_after = true;
     conn_respond(c, status, NULL, "application/json", body, n > 0 ? (size_t)n : 0);
-    if (c->state != C_CLOSING && c->io.queued == 0)
-        conn_close(c);
+    if (c->state == C_CLOSING || c->io.closing) return;
+    call_end(c); /* a call in progress (none, normally) is recorded now */
+    c->state = C_LINGER;
+    uv_timer_start(&c->timer, conn_timer_cb, LINGER_MS, 0);
+    gw_io_read_start(&c->io);
+    if (c->io.queued == 0)
+        conn_linger_shut(c);
     else
         c->io.notify_empty = true;
 }
@@ -865,7 +904,7 @@ static void conn_forward(gw_conn_t *c)
 static void conn_timer_cb(uv_timer_t *t)
 {
     gw_conn_t *c = t->data;
-    if (c->state == C_HEAD && !c->head_started) {
+    if (c->state == C_LINGER || (c->state == C_HEAD && !c->head_started)) {
         conn_close(c); /* idle keep-alive */
         return;
     }
@@ -1027,6 +1066,11 @@ static void conn_next_request(gw_conn_t *c)
 static void conn_on_data(gw_io_t *io, const char *data, size_t len)
 {
     gw_conn_t *c = io->owner;
+    if (c->state == C_LINGER) {
+        c->linger_bytes += len;
+        if (c->linger_bytes > LINGER_MAX) conn_close(c);
+        return;
+    }
     if (c->state == C_CALL) {
         /* pipelined bytes during a call: keep (bounded), stop reading beyond */
         if (c->npending + len > PENDING_MAX) {
@@ -1069,6 +1113,10 @@ static void conn_on_error(gw_io_t *io, gw_io_err_t kind, const char *why)
 static void conn_on_drain(gw_io_t *io)
 {
     gw_conn_t *c = io->owner;
+    if (c->state == C_LINGER) {
+        if (io->queued == 0) conn_linger_shut(c);
+        return;
+    }
     if (c->close_after && c->state != C_CALL && io->queued == 0) {
         conn_close(c);
         return;

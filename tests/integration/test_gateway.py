@@ -1729,3 +1729,33 @@ def test_egress_listener_off(daemon_factory, mock, gw_pki):
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection(("127.0.0.1", egress_port), timeout=2).close()
     assert "egress=off" in d.log_text()
+
+
+def test_413_readable_while_the_body_still_arrives(gw, mock):
+    """An early 413 (Content-Length above the limit) reaches a client that keeps
+    sending its body: the gateway shuts its write side and drops the rest until
+    the client is done (or LINGER_MS), instead of closing with unread bytes, which
+    would reset the connection and destroy the answer (curl: "Connection reset")."""
+    m0 = mock.mark()
+    total = MAX_BODY * 8
+    head = (f"POST /openai/v1/chat/completions HTTP/1.1\r\nHost: gw\r\n"
+            f"Authorization: Bearer {DEMO_TOKEN}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {total}\r\n\r\n").encode()
+    for _ in range(5):  # the reset was a race: try it a few times
+        with socket.create_connection(("127.0.0.1", gw.gateway), timeout=10) as s:
+            s.sendall(head)
+            time.sleep(0.05)  # the 413 is written and flushed before the body comes
+            sent, chunk = 0, b"x" * 65536
+            while sent < MAX_BODY * 2:
+                s.sendall(chunk)
+                sent += len(chunk)
+            got = b""
+            while True:
+                d = s.recv(65536)  # a reset raises ConnectionResetError here
+                if not d:
+                    break
+                got += d
+            assert got.startswith(b"HTTP/1.1 413 "), got[:200]
+            body = got.split(b"\r\n\r\n", 1)[1]
+            assert_shape("openai", body, 413)
+    assert mock.since(m0) == []
