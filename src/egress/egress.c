@@ -42,6 +42,8 @@
 
 #define CONN_BUF (32 * 1024)
 #define MAX_CANDIDATES 8
+#define LINGER_MS 2000         /* a refused connection drains the client's input this long */
+#define LINGER_MAX (16u << 20) /* ... or this many bytes */
 
 typedef enum {
     CS_HEAD,       /* reading a request head (or idle between requests) */
@@ -49,6 +51,7 @@ typedef enum {
     CS_CONNECTING, /* upstream connect in flight */
     CS_RELAY,      /* request forwarded; relaying body and response */
     CS_HELLO,      /* CONNECT answered 200; waiting for the ClientHello */
+    CS_LINGER,     /* a refusal sent and the write side shut: input read and dropped */
     CS_CLOSING,
 } conn_state_t;
 
@@ -92,6 +95,8 @@ struct conn {
     bool client_reading, up_reading;
     bool client_eof, up_eof;
     bool close_when_flushed;
+    uv_shutdown_t shut_req; /* CS_LINGER: the client side's FIN */
+    size_t linger_bytes;
 
     http_msg_t req, resp;
     bool head_started;
@@ -118,7 +123,10 @@ typedef struct wreq {
 } wreq_t;
 
 static void conn_close(conn_t *c);
+static void conn_linger(conn_t *c);
 static void conn_release(conn_t *c);
+static void up_close(conn_t *c);
+static void arm_timer(conn_t *c, uint64_t ms, uv_timer_cb cb);
 static void client_process(conn_t *c);
 static void up_process(conn_t *c);
 static void conn_update_reading(conn_t *c);
@@ -233,7 +241,12 @@ static void on_write(uv_write_t *req, int status)
         conn_close(c);
         return;
     }
-    if (then_close || (c->close_when_flushed && c->writes_to_client == 0)) {
+    if (then_close) {
+        conn_linger(c);
+        return;
+    }
+    if (c->state == CS_LINGER) return;
+    if (c->close_when_flushed && c->writes_to_client == 0) {
         conn_close(c);
         return;
     }
@@ -277,7 +290,7 @@ static int conn_write2(conn_t *c, uv_stream_t *dst, char *prefix, size_t plen, c
     }
     if (done == total) {
         free(owned);
-        if (then_close) conn_close(c);
+        if (then_close) conn_linger(c);
         return 0;
     }
     /* queue the rest */
@@ -412,6 +425,53 @@ static void conn_close(conn_t *c)
     }
 }
 
+static void on_linger_shut(uv_shutdown_t *req, int status)
+{
+    conn_t *c = req->data;
+    c->pending_handles--;
+    if (c->state == CS_CLOSING) {
+        if (c->pending_handles == 0) conn_release(c);
+        return;
+    }
+    if (status < 0) conn_close(c);
+}
+
+static void on_linger_timeout(uv_timer_t *t)
+{
+    conn_close(t->data);
+}
+
+/* After a refusal that ends the connection: the client may still be sending
+ * (a request body), and closing with its bytes unread makes the kernel send
+ * a reset that destroys the refusal before the client reads it.  So the
+ * write side is shut once the refusal is flushed (uv_shutdown waits for the
+ * queued writes) and what still arrives is dropped until the client closes,
+ * for at most LINGER_MS or LINGER_MAX bytes. */
+static void conn_linger(conn_t *c)
+{
+    if (c->state == CS_CLOSING || c->state == CS_LINGER) return;
+    if (c->client_eof) { /* nothing more can arrive */
+        conn_close(c);
+        return;
+    }
+    if (c->lim_pending) {
+        lim_cancel(c->lim_pending);
+        c->lim_pending = NULL;
+    }
+    if (c->gai_pending) uv_cancel((uv_req_t *)&c->gai);
+    up_close(c);
+    c->state = CS_LINGER;
+    c->shut_req.data = c;
+    if (uv_shutdown(&c->shut_req, (uv_stream_t *)&c->client, on_linger_shut) < 0) {
+        conn_close(c);
+        return;
+    }
+    c->pending_handles++;
+    arm_timer(c, LINGER_MS, on_linger_timeout);
+    c->cpos = c->clen = 0;
+    conn_update_reading(c);
+}
+
 /* Close only the upstream side (not reusable). */
 static void up_close(conn_t *c)
 {
@@ -510,6 +570,13 @@ static void on_up_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
 static void conn_update_reading(conn_t *c)
 {
     if (c->state == CS_CLOSING) return;
+    if (c->state == CS_LINGER) {
+        if (!c->client_reading && !c->client_eof) {
+            uv_read_start((uv_stream_t *)&c->client, on_alloc_client, on_client_read);
+            c->client_reading = true;
+        }
+        return;
+    }
     compact_buffers(c);
     /* Reading goes on while a slice is being written: it fills the tail of
      * the buffer, never the slice; a full buffer is the back-pressure. */
@@ -806,6 +873,10 @@ static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
     if (c->state == CS_CLOSING) {
         if (res) uv_freeaddrinfo(res);
         if (c->pending_handles == 0) conn_release(c);
+        return;
+    }
+    if (c->state == CS_LINGER) {
+        if (res) uv_freeaddrinfo(res);
         return;
     }
     if (status < 0 || !res) {
@@ -1404,6 +1475,11 @@ static void on_client_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     conn_t *c = s->data;
     if (c->state == CS_CLOSING) return;
     if (nread == 0) return;
+    if (c->state == CS_LINGER) { /* dropped; the client's EOF (or an error) ends it */
+        c->cpos = c->clen = 0;
+        if (nread < 0 || (c->linger_bytes += (size_t)nread) > LINGER_MAX) conn_close(c);
+        return;
+    }
     if (nread == UV_ENOBUFS) { /* buffer full: wait for the writes to drain it */
         uv_read_stop(s);
         c->client_reading = false;

@@ -8,6 +8,7 @@ upload threshold, /metrics and /healthz.  Contract: doc/egress.md.
 import hashlib
 import os
 import re
+import socket
 import threading
 import time
 
@@ -340,6 +341,30 @@ def test_denial_keeps_connection_usable(proxy, net):
         if r.header("Connection", "").lower() != "close":
             r = c.request("GET", origin_url(net, "/small?t=after-deny"))
             assert (r.status, r.body) == (200, SMALL_BODY), r
+
+
+def test_denied_upload_answer_readable_while_body_arrives(proxy):
+    """A refused POST whose body is still coming (here 2 MiB of a 64 MiB upload to a
+    domain off the allowlist): the 403 reaches the client, then EOF. The proxy shuts
+    its write side and drops the rest until the client is done (or 2 s) instead of
+    closing with unread bytes, which would reset the connection and destroy the 403."""
+    head = (b"POST http://example.com/upload HTTP/1.1\r\nHost: example.com\r\n"
+            b"Content-Type: application/octet-stream\r\nContent-Length: 67108864\r\n\r\n")
+    chunk = b"u" * 65536
+    for _ in range(5):  # the reset was a race: try it a few times
+        with socket.create_connection(("127.0.0.1", proxy.egress), timeout=10) as s:
+            s.sendall(head)
+            time.sleep(0.05)  # the 403 is written before the body comes
+            for _ in range(32):  # a reset raises ConnectionResetError or BrokenPipeError
+                s.sendall(chunk)
+            got = b""
+            while True:
+                d = s.recv(65536)
+                if not d:
+                    break
+                got += d
+        assert got.startswith(b"HTTP/1.1 403 "), got[:300]
+        assert b"default_deny" in got, got[:600]
 
 
 def test_global_deny_wins_over_policy_allow(daemon_factory, net):
