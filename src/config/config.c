@@ -2288,10 +2288,98 @@ static bool config_gw_valid_host(const char *s, size_t len)
     return true;
 }
 
+/* The authority of a URL, p..aend ("HOST", "HOST:PORT", "[IPV6]",
+ * "[IPV6]:PORT"), shared by the provider endpoints and the Redis store.  A
+ * literal must be canonical; a name must be a valid host name.  `scheme` and
+ * `v4_example` only shape the messages.  0, or -1 with the error reported
+ * (eb: the whole URL, echoed). */
+typedef struct config_authority {
+    const char *host; /* brackets stripped */
+    size_t hlen;
+    bool literal; /* host is an address, in addr */
+    netaddr_t addr;
+    uint64_t port; /* default_port when absent */
+} config_authority_t;
+
+static int config_authority(config_ctx_t *c, int line, const char *what, const char *eb,
+                            const char *p, const char *aend, const char *scheme,
+                            const char *v4_example, uint64_t default_port, config_authority_t *out)
+{
+    char hb[CONFIG_ECHO_BUF];
+    const char *host = p, *hend, *port = NULL;
+    bool bracket = *p == '[';
+    if (bracket) {
+        const char *close = memchr(p, ']', (size_t)(aend - p));
+        if (!close || (close + 1 < aend && close[1] != ':')) {
+            config_err(c, line, "%s: '%s': an IPv6 address is written [ADDRESS] or [ADDRESS]:PORT",
+                       what, eb);
+            return -1;
+        }
+        host = p + 1;
+        hend = close;
+        if (close + 1 < aend) port = close + 2;
+    } else {
+        const char *colon = memchr(p, ':', (size_t)(aend - p));
+        hend = colon ? colon : aend;
+        if (colon) port = colon + 1;
+        if (port && memchr(port, ':', (size_t)(aend - port))) {
+            config_err(c, line, "%s: '%s': IPv6 addresses must be in brackets, e.g. %s://[::1]",
+                       what, eb, scheme);
+            return -1;
+        }
+    }
+    size_t hlen = (size_t)(hend - host);
+    config_echo(host, hlen, hb, sizeof hb);
+    memset(out, 0, sizeof *out);
+    if (hlen == 0) {
+        config_err(c, line, "%s: '%s' has no host", what, eb);
+        return -1;
+    }
+    if (bracket) {
+        if (ipaddr_parse_strict(host, hlen, &out->addr) < 0 || out->addr.family != AF_INET6) {
+            config_err(c, line, "%s: '[%s]' is not an IPv6 address", what, hb);
+            return -1;
+        }
+        out->literal = true;
+    } else {
+        ipaddr_kind_t kind = ipaddr_parse_host(host, hlen, &out->addr, NULL, 0);
+        if (kind == IPADDR_LITERAL &&
+            (ipaddr_parse_strict(host, hlen, &out->addr) < 0 || out->addr.family != AF_INET)) {
+            config_err(c, line,
+                       "%s: '%s' is not a canonical IPv4 address (write four decimal numbers, "
+                       "e.g. %s)",
+                       what, hb, v4_example);
+            return -1;
+        }
+        if (kind != IPADDR_LITERAL && (kind != IPADDR_NAME || !config_gw_valid_host(host, hlen))) {
+            config_err(c, line, "%s: '%s' is not a valid host name", what, hb);
+            return -1;
+        }
+        out->literal = kind == IPADDR_LITERAL;
+    }
+    out->host = host;
+    out->hlen = hlen;
+    out->port = default_port;
+    if (port) {
+        char pb[8];
+        size_t plen = (size_t)(aend - port);
+        if (plen < sizeof pb) {
+            memcpy(pb, port, plen);
+            pb[plen] = '\0';
+        }
+        if (plen == 0 || plen >= sizeof pb || config_parse_uint(pb, 65535, &out->port) < 0 ||
+            out->port == 0) {
+            config_err(c, line, "%s: '%s' has a bad port (must be 1..65535)", what, eb);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 /* url: https://host[:port][/base] (http:// only for a loopback host). */
 static void config_gw_url(config_ctx_t *c, uint32_t v, const char *what, config_gw_endpoint_t *ep)
 {
-    char eb[CONFIG_ECHO_BUF], hb[CONFIG_ECHO_BUF];
+    char eb[CONFIG_ECHO_BUF];
     const char *s = config_want_str(c, v, what, "a URL");
     if (!s) return;
     int line = config_node(c, v)->line;
@@ -2336,75 +2424,13 @@ static void config_gw_url(config_ctx_t *c, uint32_t v, const char *what, config_
                    what, eb);
         return;
     }
-    const char *host = p, *hend, *port = NULL;
-    bool bracket = *p == '[';
-    if (bracket) {
-        const char *close = memchr(p, ']', (size_t)(aend - p));
-        if (!close || (close + 1 < aend && close[1] != ':')) {
-            config_err(c, line, "%s: '%s': an IPv6 address is written [ADDRESS] or [ADDRESS]:PORT",
-                       what, eb);
-            return;
-        }
-        host = p + 1;
-        hend = close;
-        if (close + 1 < aend) port = close + 2;
-    } else {
-        const char *colon = memchr(p, ':', (size_t)(aend - p));
-        hend = colon ? colon : aend;
-        if (colon) port = colon + 1;
-        if (port && memchr(port, ':', (size_t)(aend - port))) {
-            config_err(c, line, "%s: '%s': IPv6 addresses must be in brackets, e.g. https://[::1]",
-                       what, eb);
-            return;
-        }
-    }
-    size_t hlen = (size_t)(hend - host);
-    config_echo(host, hlen, hb, sizeof hb);
-    netaddr_t a;
-    bool loopback = false;
-    if (hlen == 0) {
-        config_err(c, line, "%s: '%s' has no host", what, eb);
+    config_authority_t au;
+    if (config_authority(c, line, what, eb, p, aend, "https", "127.0.0.1", tls ? 443 : 80, &au) < 0)
         return;
-    }
-    if (bracket) {
-        if (ipaddr_parse_strict(host, hlen, &a) < 0 || a.family != AF_INET6) {
-            config_err(c, line, "%s: '[%s]' is not an IPv6 address", what, hb);
-            return;
-        }
-        static const uint8_t one[16] = {[15] = 1};
-        loopback = !memcmp(a.bytes, one, 16);
-    } else {
-        ipaddr_kind_t kind = ipaddr_parse_host(host, hlen, &a, NULL, 0);
-        if (kind == IPADDR_LITERAL &&
-            (ipaddr_parse_strict(host, hlen, &a) < 0 || a.family != AF_INET)) {
-            config_err(c, line,
-                       "%s: '%s' is not a canonical IPv4 address (write four decimal numbers, "
-                       "e.g. 127.0.0.1)",
-                       what, hb);
-            return;
-        }
-        if (kind == IPADDR_LITERAL) {
-            loopback = a.bytes[0] == 127;
-        } else if (kind != IPADDR_NAME || !config_gw_valid_host(host, hlen)) {
-            config_err(c, line, "%s: '%s' is not a valid host name", what, hb);
-            return;
-        } else {
-            loopback = hlen == 9 && !strncasecmp(host, "localhost", 9);
-        }
-    }
-    uint64_t pv = tls ? 443 : 80;
-    if (port) {
-        char pb[8];
-        size_t plen = (size_t)(aend - port);
-        if (plen < sizeof pb) {
-            memcpy(pb, port, plen);
-            pb[plen] = '\0';
-        }
-        if (plen == 0 || plen >= sizeof pb || config_parse_uint(pb, 65535, &pv) < 0 || pv == 0) {
-            config_err(c, line, "%s: '%s' has a bad port (must be 1..65535)", what, eb);
-            return;
-        }
-    }
+    static const uint8_t one[16] = {[15] = 1};
+    bool loopback = au.literal ? (au.addr.family == AF_INET6 ? !memcmp(au.addr.bytes, one, 16)
+                                                             : au.addr.bytes[0] == 127)
+                               : au.hlen == 9 && !strncasecmp(au.host, "localhost", 9);
     if (!tls && !loopback) {
         config_err(c, line,
                    "%s: '%s': http:// is only allowed for a loopback host (127.0.0.0/8, ::1, "
@@ -2416,7 +2442,7 @@ static void config_gw_url(config_ctx_t *c, uint32_t v, const char *what, config_
     while (blen > 0 && aend[blen - 1] == '/')
         blen--;
     ep->url = config_strdup(c, s);
-    ep->host = strndup(host, hlen);
+    ep->host = strndup(au.host, au.hlen);
     ep->base_path = strndup(aend, blen);
     if (!ep->host || !ep->base_path) {
         c->oom = true;
@@ -2424,7 +2450,7 @@ static void config_gw_url(config_ctx_t *c, uint32_t v, const char *what, config_
     }
     for (char *h = ep->host; *h; h++)
         if (*h >= 'A' && *h <= 'Z') *h = (char)(*h - 'A' + 'a');
-    ep->port = (uint16_t)pv;
+    ep->port = (uint16_t)au.port;
     ep->tls = tls;
 }
 
@@ -3086,7 +3112,7 @@ static bool config_lim_valid_prefix(const char *s, size_t len)
 static void config_lim_redis_url(config_ctx_t *c, uint32_t v, config_limits_t *lim)
 {
     static const char what[] = "limits.store.url";
-    char eb[CONFIG_ECHO_BUF], hb[CONFIG_ECHO_BUF];
+    char eb[CONFIG_ECHO_BUF];
     const char *s = config_want_str(c, v, what, "a URL");
     if (!s) return;
     int line = config_node(c, v)->line;
@@ -3121,68 +3147,10 @@ static void config_lim_redis_url(config_ctx_t *c, uint32_t v, config_limits_t *l
     }
     const char *aend = memchr(p, '/', (size_t)(end - p));
     if (!aend) aend = end;
-    const char *host = p, *hend, *port = NULL;
-    bool bracket = *p == '[';
-    if (bracket) {
-        const char *close = memchr(p, ']', (size_t)(aend - p));
-        if (!close || (close + 1 < aend && close[1] != ':')) {
-            config_err(c, line, "%s: '%s': an IPv6 address is written [ADDRESS] or [ADDRESS]:PORT",
-                       what, eb);
-            return;
-        }
-        host = p + 1;
-        hend = close;
-        if (close + 1 < aend) port = close + 2;
-    } else {
-        const char *colon = memchr(p, ':', (size_t)(aend - p));
-        hend = colon ? colon : aend;
-        if (colon) port = colon + 1;
-        if (port && memchr(port, ':', (size_t)(aend - port))) {
-            config_err(c, line, "%s: '%s': IPv6 addresses must be in brackets, e.g. redis://[::1]",
-                       what, eb);
-            return;
-        }
-    }
-    size_t hlen = (size_t)(hend - host);
-    config_echo(host, hlen, hb, sizeof hb);
-    netaddr_t a;
-    if (hlen == 0) {
-        config_err(c, line, "%s: '%s' has no host", what, eb);
-        return;
-    }
-    if (bracket) {
-        if (ipaddr_parse_strict(host, hlen, &a) < 0 || a.family != AF_INET6) {
-            config_err(c, line, "%s: '[%s]' is not an IPv6 address", what, hb);
-            return;
-        }
-    } else {
-        ipaddr_kind_t kind = ipaddr_parse_host(host, hlen, &a, NULL, 0);
-        if (kind == IPADDR_LITERAL &&
-            (ipaddr_parse_strict(host, hlen, &a) < 0 || a.family != AF_INET)) {
-            config_err(c, line,
-                       "%s: '%s' is not a canonical IPv4 address (write four decimal numbers, "
-                       "e.g. 10.0.0.5)",
-                       what, hb);
-            return;
-        }
-        if (kind != IPADDR_LITERAL && (kind != IPADDR_NAME || !config_gw_valid_host(host, hlen))) {
-            config_err(c, line, "%s: '%s' is not a valid host name", what, hb);
-            return;
-        }
-    }
-    uint64_t pv = 6379, db = 0;
+    config_authority_t au;
+    if (config_authority(c, line, what, eb, p, aend, "redis", "10.0.0.5", 6379, &au) < 0) return;
+    uint64_t db = 0;
     char num[16];
-    if (port) {
-        size_t plen = (size_t)(aend - port);
-        if (plen < sizeof num) {
-            memcpy(num, port, plen);
-            num[plen] = '\0';
-        }
-        if (plen == 0 || plen >= sizeof num || config_parse_uint(num, 65535, &pv) < 0 || pv == 0) {
-            config_err(c, line, "%s: '%s' has a bad port (must be 1..65535)", what, eb);
-            return;
-        }
-    }
     if (aend < end && aend + 1 < end) { /* "/" alone is database 0 */
         size_t dlen = (size_t)(end - aend - 1);
         if (dlen < sizeof num) {
@@ -3197,7 +3165,7 @@ static void config_lim_redis_url(config_ctx_t *c, uint32_t v, config_limits_t *l
             return;
         }
     }
-    char *url = config_strdup(c, s), *h = strndup(host, hlen);
+    char *url = config_strdup(c, s), *h = strndup(au.host, au.hlen);
     if (!url || !h) {
         free(url);
         free(h);
@@ -3210,7 +3178,7 @@ static void config_lim_redis_url(config_ctx_t *c, uint32_t v, config_limits_t *l
     free(lim->redis_host);
     lim->redis_url = url;
     lim->redis_host = h;
-    lim->redis_port = (uint16_t)pv;
+    lim->redis_port = (uint16_t)au.port;
     lim->redis_db = (int)db;
 }
 
