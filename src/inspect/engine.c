@@ -524,23 +524,58 @@ static int read_all(int fd, void *p, size_t n)
 }
 
 typedef struct compile_reply {
-    int32_t ok;   /* 1: a serialized database follows; 0: an error message */
+    int32_t ok;   /* 1: the widths and a serialized database follow; 0: an error message */
     int32_t expr; /* failing expression, or -1 */
+    int32_t rule; /* rule whose regex Vectorscan cannot analyse, or -1 */
+    uint32_t nrules;
     uint64_t len;
 } compile_reply_t;
 
 #define COMPILE_REPLY_MAX ((uint64_t)1 << 30)
 
-/* hs_compile_multi, in this process or (inspect_compile_in_child) in a
- * forked child that sends the serialized database back through a pipe, so
- * the compiler's transient memory never counts against the daemon.  0 ok;
- * -1 with *bad_expr and msg. */
-static int compile_db(const char *const *exprs, const unsigned *flags, const unsigned *ids,
-                      unsigned n, hs_database_t **db, int *bad_expr, char *msg, size_t msglen)
+static bool rule_compiled(const rule_t *r)
+{
+    return r->re && r->enabled;
+}
+
+/* Window half-widths: the longest match each compiled rule can have
+ * (capped).  0 ok; -1 with *bad_rule and Vectorscan's message. */
+static int rule_widths(inspect_engine_t *e, int *bad_rule, char *msg, size_t msglen)
+{
+    for (size_t i = 0; i < e->nrules; i++) {
+        rule_t *r = &e->rules[i];
+        if (!rule_compiled(r)) continue;
+        hs_expr_info_t *info = NULL;
+        hs_compile_error_t *ce = NULL;
+        r->width = WINDOW_CAP;
+        if (hs_expression_info(r->regex, HS_FLAG_PREFILTER, &info, &ce) != HS_SUCCESS || !info) {
+            *bad_rule = (int)i;
+            snprintf(msg, msglen, "%s", ce ? ce->message : "?");
+            hs_free_compile_error(ce);
+            return -1;
+        }
+        if (info->max_width != UINT_MAX && info->max_width < WINDOW_CAP)
+            r->width = info->max_width + 1;
+        free(info);
+    }
+    return 0;
+}
+
+/* The rules' widths (rule_widths) and hs_compile_multi of exprs (none when
+ * n is 0), in this process or (inspect_compile_in_child) in a forked child
+ * that sends the widths and the serialized database back through a pipe.
+ * Both run the Vectorscan compiler, which allocates a great deal for a short
+ * time: in a child, that memory never counts against the daemon.  0 ok; -1
+ * with *bad_rule (width) or *bad_expr (compile) and msg. */
+static int compile_db(inspect_engine_t *e, const char *const *exprs, const unsigned *flags,
+                      const unsigned *ids, unsigned n, hs_database_t **db, int *bad_rule,
+                      int *bad_expr, char *msg, size_t msglen)
 {
     hs_compile_error_t *ce = NULL;
     if (!compile_isolated) {
-        if (hs_compile_multi(exprs, flags, ids, n, HS_MODE_BLOCK, NULL, db, &ce) == HS_SUCCESS)
+        if (rule_widths(e, bad_rule, msg, msglen) < 0) return -1;
+        if (n == 0 ||
+            hs_compile_multi(exprs, flags, ids, n, HS_MODE_BLOCK, NULL, db, &ce) == HS_SUCCESS)
             return 0;
         *bad_expr = ce ? ce->expression : -1;
         snprintf(msg, msglen, "%s", ce ? ce->message : "compile failed");
@@ -559,63 +594,64 @@ static int compile_db(const char *const *exprs, const unsigned *flags, const uns
         close(pfd[1]);
         return -1;
     }
-    if (pid == 0) { /* child: compile, reply, exit without running atexit handlers */
+    if (pid == 0) { /* child: measure, compile, reply, exit without atexit handlers */
         close(pfd[0]);
         hs_database_t *d = NULL;
-        compile_reply_t h = {0, -1, 0};
-        char *bytes = NULL;
+        compile_reply_t h = {0, -1, -1, (uint32_t)e->nrules, 0};
+        char *bytes = NULL, cmsg[256] = "";
         size_t len = 0;
-        if (hs_compile_multi(exprs, flags, ids, n, HS_MODE_BLOCK, NULL, &d, &ce) == HS_SUCCESS &&
-            hs_serialize_database(d, &bytes, &len) == HS_SUCCESS) {
+        uint32_t *widths = calloc(e->nrules + 1, sizeof *widths);
+        if (!widths) {
+            bytes = (char *)"out of memory";
+        } else if (rule_widths(e, &h.rule, cmsg, sizeof cmsg) < 0) {
+            bytes = cmsg;
+        } else if (n == 0 || (hs_compile_multi(exprs, flags, ids, n, HS_MODE_BLOCK, NULL, &d,
+                                               &ce) == HS_SUCCESS &&
+                              hs_serialize_database(d, &bytes, &len) == HS_SUCCESS)) {
             h.ok = 1;
+            for (size_t i = 0; i < e->nrules; i++)
+                widths[i] = (uint32_t)e->rules[i].width;
         } else {
             h.expr = ce ? ce->expression : -1;
             bytes = (char *)(ce ? ce->message : "compile failed");
-            len = strlen(bytes);
         }
+        if (!h.ok) len = strlen(bytes);
         h.len = len;
-        int rc = write_all(pfd[1], &h, sizeof h) == 0 && write_all(pfd[1], bytes, len) == 0;
+        int rc = write_all(pfd[1], &h, sizeof h) == 0 &&
+                 (!h.ok || write_all(pfd[1], widths, e->nrules * sizeof *widths) == 0) &&
+                 write_all(pfd[1], bytes ? bytes : "", len) == 0;
         _exit(rc ? 0 : 1);
     }
     close(pfd[1]);
     compile_reply_t h;
     char *bytes = NULL;
+    uint32_t *widths = NULL;
     int rc = -1;
     if (read_all(pfd[0], &h, sizeof h) < 0 || h.len > COMPILE_REPLY_MAX ||
-        !(bytes = malloc(h.len + 1)) || read_all(pfd[0], bytes, h.len) < 0) {
+        h.nrules != e->nrules || !(bytes = malloc(h.len + 1)) ||
+        (h.ok && (!(widths = calloc(e->nrules + 1, sizeof *widths)) ||
+                  read_all(pfd[0], widths, e->nrules * sizeof *widths) < 0)) ||
+        read_all(pfd[0], bytes, h.len) < 0) {
         snprintf(msg, msglen, "the rule compiler process failed");
     } else if (!h.ok) {
         bytes[h.len] = '\0';
+        *bad_rule = h.rule >= 0 && (size_t)h.rule < e->nrules ? h.rule : -1;
         *bad_expr = h.expr;
         snprintf(msg, msglen, "%s", bytes);
-    } else if (hs_deserialize_database(bytes, h.len, db) != HS_SUCCESS) {
+    } else if (n > 0 && hs_deserialize_database(bytes, h.len, db) != HS_SUCCESS) {
         snprintf(msg, msglen, "cannot load the compiled rules");
     } else {
+        for (size_t i = 0; i < e->nrules; i++)
+            e->rules[i].width = widths[i];
         rc = 0;
     }
+    free(widths);
     free(bytes);
     close(pfd[0]);
     int st;
     while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
     }
     return rc;
-}
-
-/* Window half-width: the longest match the rule can have (capped). */
-static int rule_width(rule_t *r, char *err, size_t errlen)
-{
-    hs_expr_info_t *info = NULL;
-    hs_compile_error_t *ce = NULL;
-    r->width = WINDOW_CAP;
-    if (hs_expression_info(r->regex, HS_FLAG_PREFILTER, &info, &ce) != HS_SUCCESS || !info) {
-        snprintf(err, errlen, "%s:%zu: rule '%s': regex not supported by Vectorscan: %s",
-                 r->file ? r->file : "?", r->line, r->id, ce ? ce->message : "?");
-        hs_free_compile_error(ce);
-        return -1;
-    }
-    if (info->max_width != UINT_MAX && info->max_width < WINDOW_CAP) r->width = info->max_width + 1;
-    free(info);
-    return 0;
 }
 
 #define KEYWORD_MIN 3
@@ -659,7 +695,7 @@ static int engine_compile(inspect_engine_t *e, char *err, size_t errlen)
     size_t n = 0, ng = 0;
     for (size_t i = 0; i < e->nrules; i++) {
         const rule_t *r = &e->rules[i];
-        if (!r->re || !r->enabled) continue;
+        if (!rule_compiled(r)) continue;
         if (is_gated(r))
             ng++;
         else
@@ -679,8 +715,7 @@ static int engine_compile(inspect_engine_t *e, char *err, size_t errlen)
     size_t k = 0;
     for (size_t i = 0; i < e->nrules; i++) {
         rule_t *r = &e->rules[i];
-        if (!r->re || !r->enabled) continue;
-        if (rule_width(r, err, errlen) < 0) goto out;
+        if (!rule_compiled(r)) continue;
         if (is_gated(r)) {
             e->gated[e->ngated++] = (int)i;
             if (r->digits && (!e->gate.min_digits || r->digits < e->gate.min_digits))
@@ -723,9 +758,16 @@ static int engine_compile(inspect_engine_t *e, char *err, size_t errlen)
         ids[k] = (unsigned)k;
         e->db_ids[k++] = DB_TEXTPATH_TRIGGER;
     }
-    int bad_expr = -1;
+    int bad_rule = -1, bad_expr = -1;
     char cmsg[256] = "";
-    if (k && compile_db(exprs, flags, ids, (unsigned)k, &e->db, &bad_expr, cmsg, sizeof cmsg) < 0) {
+    if (compile_db(e, exprs, flags, ids, (unsigned)k, &e->db, &bad_rule, &bad_expr, cmsg,
+                   sizeof cmsg) < 0) {
+        if (bad_rule >= 0) {
+            const rule_t *r = &e->rules[bad_rule];
+            snprintf(err, errlen, "%s:%zu: rule '%s': regex not supported by Vectorscan: %s",
+                     r->file ? r->file : "?", r->line, r->id, cmsg);
+            goto out;
+        }
         int bad =
             bad_expr >= 0 && (size_t)bad_expr < k && e->db_ids[bad_expr] != DB_TEXTPATH_TRIGGER
                 ? (int)e->db_ids[bad_expr]

@@ -353,11 +353,58 @@ static void test_load_errors(void **state)
     expect_load_error("- id: a\n  category: secret\n  regex: 'a'\n  validator: crc\n",
                       "unknown validator 'crc'");
     expect_load_error("- id: a\n  category: secret\n  regex: 'a*'\n", "Vectorscan");
+    expect_load_error("- id: a\n  category: secret\n  regex: 'a\\Kb'\n",
+                      ":3: rule 'a': regex not supported by Vectorscan: \\K");
     expect_load_error("- id: a\n  category: path\n", "needs globs");
     expect_load_error("id: a\n", "list of rules");
     expect_load_error("- id: a\n  category: secret\n  regex: 'a(b)'\n  secret_group: 2\n",
                       "secret_group");
     expect_load_error("- [unclosed\n", "YAML error");
+}
+
+/* The daemon compiles in a child process (the window widths and the
+ * database come back through a pipe): same findings, same errors. */
+static void test_compile_in_child(void **state)
+{
+    (void)state;
+    const char *text = "first line\n"
+                       "  key = AKIAQYLPMN5HFIQR7XYZ  # aws\n"
+                       "password = \"Zt9#qLm2$vXw8!pRZt9#qLm2$vXw8!pRZt9#qLm2$vXw8!pR\"\n"
+                       "mail me: alice.smith@corp-mail.de, bob.jones@corp-mail.de\n";
+    col_t want = scan(text);
+    assert_int_equal(want.n, 4);
+
+    inspect_compile_in_child(true);
+    const char *files[] = {rules_path, NULL};
+    char err[512];
+    inspect_engine_t *e = NULL;
+    int rc = inspect_engine_load(files, &e, err, sizeof err);
+    if (rc < 0) fail_msg("%s", err);
+    inspect_scratch_t *s = inspect_scratch_new(e);
+    assert_non_null(s);
+    col_t got;
+    memset(&got, 0, sizeof got);
+    assert_int_equal(inspect_scan_text(e, s, text, strlen(text), collect, &got), 0);
+    assert_int_equal(got.n, want.n);
+    for (int i = 0; i < want.n; i++) {
+        assert_string_equal(got.f[i].rule_id, want.f[i].rule_id);
+        assert_int_equal(got.f[i].start, want.f[i].start);
+        assert_int_equal(got.f[i].end, want.f[i].end);
+    }
+    /* recompiling after a rule change goes through the child too */
+    assert_int_equal(inspect_rule_enable(e, "email", false), 0);
+    inspect_scratch_free(s);
+    s = inspect_scratch_new(e);
+    memset(&got, 0, sizeof got);
+    assert_int_equal(inspect_scan_text(e, s, text, strlen(text), collect, &got), 0);
+    assert_int_equal(got.n, 2);
+    inspect_scratch_free(s);
+    inspect_engine_free(e);
+
+    expect_load_error("- id: a\n  category: secret\n  regex: 'a\\Kb'\n",
+                      ":3: rule 'a': regex not supported by Vectorscan: \\K");
+    expect_load_error("- id: a\n  category: secret\n  regex: 'a*'\n", "rule 'a': Vectorscan: ");
+    inspect_compile_in_child(false);
 }
 
 int main(void)
@@ -374,6 +421,7 @@ int main(void)
         cmocka_unit_test(test_json_decoded_and_mapped),
         cmocka_unit_test(test_stream_large_with_splits),
         cmocka_unit_test(test_load_errors),
+        cmocka_unit_test(test_compile_in_child),
     };
     return cmocka_run_group_tests_name("inspect", tests, setup, teardown);
 }
