@@ -33,6 +33,29 @@ static void io_flush_tls(gw_io_t *io);
  * no read buffer of their own. */
 static _Thread_local char io_rbuf[GW_IO_BUF];
 
+/* Decrypted bytes land in one buffer per thread as well.  A connection that
+ * starts reading from inside another one's callback (an owner resuming the
+ * other side of a relay) finds that buffer held and uses one of its own,
+ * allocated then and kept until it closes: idle TLS connections cost no
+ * plaintext buffer. */
+static _Thread_local char io_pbuf[GW_IO_BUF];
+static _Thread_local bool io_pbuf_held;
+
+static char *plain_take(gw_io_t *io)
+{
+    if (!io_pbuf_held) {
+        io_pbuf_held = true;
+        return io_pbuf;
+    }
+    if (!io->plain) io->plain = malloc(GW_IO_BUF);
+    return io->plain;
+}
+
+static void plain_give(const char *p)
+{
+    if (p == io_pbuf) io_pbuf_held = false;
+}
+
 static void io_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     (void)h;
@@ -158,6 +181,39 @@ static void io_eof(gw_io_t *io)
     io->in_cb--;
 }
 
+/* Decrypt and deliver what the TLS BIO holds, into p (plain_take). */
+static void io_read_tls(gw_io_t *io, char *p)
+{
+    for (;;) {
+        ssize_t n = tlsio_read(io->tls, p, GW_IO_BUF);
+        if (io->closing) return;
+        if (n > 0) {
+            io_ready(io);
+            if (io->closing) return;
+            io->in_cb++;
+            io->cbs->on_data(io, p, (size_t)n);
+            io->in_cb--;
+            if (io->closing) return;
+            if (!io->reading) break; /* the owner paused: the rest stays in the BIO */
+            continue;
+        }
+        io_flush_tls(io);
+        if (io->closing) return;
+        if (n == TLSIO_WANT) {
+            if (tlsio_handshake_done(io->tls)) io_ready(io);
+            break;
+        }
+        if (n == TLSIO_EOF) {
+            gw_io_read_stop(io);
+            io_eof(io);
+            return;
+        }
+        io_error(io, io->ready ? GW_IO_ERR_RESET : GW_IO_ERR_TLS, tlsio_error(io->tls));
+        return;
+    }
+    io_flush_tls(io);
+}
+
 static void io_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
     (void)buf;
@@ -182,34 +238,13 @@ static void io_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         io_error(io, GW_IO_ERR_TLS, "out of memory");
         return;
     }
-    for (;;) {
-        ssize_t n = tlsio_read(io->tls, io->plain, GW_IO_BUF);
-        if (io->closing) return;
-        if (n > 0) {
-            io_ready(io);
-            if (io->closing) return;
-            io->in_cb++;
-            io->cbs->on_data(io, io->plain, (size_t)n);
-            io->in_cb--;
-            if (io->closing) return;
-            if (!io->reading) break; /* the owner paused: the rest stays in the BIO */
-            continue;
-        }
-        io_flush_tls(io);
-        if (io->closing) return;
-        if (n == TLSIO_WANT) {
-            if (tlsio_handshake_done(io->tls)) io_ready(io);
-            break;
-        }
-        if (n == TLSIO_EOF) {
-            gw_io_read_stop(io);
-            io_eof(io);
-            return;
-        }
-        io_error(io, io->ready ? GW_IO_ERR_RESET : GW_IO_ERR_TLS, tlsio_error(io->tls));
+    char *p = plain_take(io);
+    if (!p) {
+        io_error(io, GW_IO_ERR_TLS, "out of memory");
         return;
     }
-    io_flush_tls(io);
+    io_read_tls(io, p);
+    plain_give(p);
 }
 
 void gw_io_read_start(gw_io_t *io)
@@ -219,15 +254,16 @@ void gw_io_read_start(gw_io_t *io)
     if (uv_read_start((uv_stream_t *)&io->tcp, io_alloc, io_read) == 0) io->reading = true;
     /* TLS: application bytes may already sit decrypted-to-be in the BIO */
     if (io->tls && io->reading && tlsio_handshake_done(io->tls)) {
-        char *p = io->plain;
+        char *p = plain_take(io);
         for (;;) {
-            ssize_t n = tlsio_read(io->tls, p, GW_IO_BUF);
+            ssize_t n = p ? tlsio_read(io->tls, p, GW_IO_BUF) : 0;
             if (n <= 0 || io->closing) break;
             io->in_cb++;
             io->cbs->on_data(io, p, (size_t)n);
             io->in_cb--;
             if (io->closing || !io->reading) break;
         }
+        plain_give(p);
     }
 }
 
@@ -239,19 +275,12 @@ void gw_io_read_stop(gw_io_t *io)
     io->reading = false;
 }
 
-static int io_bufs(gw_io_t *io, bool tls)
-{
-    io->plain = tls ? malloc(GW_IO_BUF) : NULL;
-    return !tls || io->plain ? 0 : -1;
-}
-
 int gw_io_accepted(gw_io_t *io, SSL_CTX *tls_ctx, const gw_io_cbs_t *cbs, void *owner)
 {
     io->cbs = cbs;
     io->owner = owner;
     io->tcp.data = io;
     uv_tcp_nodelay(&io->tcp, 1);
-    if (io_bufs(io, tls_ctx != NULL) < 0) return -1;
     if (tls_ctx) {
         io->tls = tlsio_new_server(tls_ctx);
         if (!io->tls) return -1;
@@ -291,7 +320,6 @@ int gw_io_connect(gw_io_t *io, uv_loop_t *loop, const struct sockaddr *addr, SSL
     memset(io, 0, sizeof *io);
     io->cbs = cbs;
     io->owner = owner;
-    if (io_bufs(io, tls_ctx != NULL) < 0) goto fail;
     if (tls_ctx) {
         io->tls = tlsio_new_client(tls_ctx, host);
         if (!io->tls) goto fail;

@@ -54,7 +54,7 @@ struct gw_io {
     tlsio_t *tls;
     const gw_io_cbs_t *cbs;
     void *owner;
-    char *plain;   /* decrypted bytes (TLS only) */
+    char *plain;   /* own decrypted-bytes buffer, only when the thread's was held (io.c) */
     size_t queued; /* bytes written but not yet flushed to the kernel */
     bool reading, want_read, closing, ready, eof, high;
     bool notify_empty; /* call on_drain when everything queued is flushed */
