@@ -1041,6 +1041,7 @@ static void conn_next_request(gw_conn_t *c)
     c->state = C_HEAD;
     c->head_started = false;
     c->body_len = 0;
+    c->bytes_up = c->bytes_down = 0; /* the audit record counts one call's bytes */
     c->body_over = false;
     if (c->body_cap > (1u << 20)) { /* do not keep a big buffer on an idle connection */
         free(c->body);

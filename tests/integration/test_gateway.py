@@ -1358,15 +1358,24 @@ def test_client_abort_through_sdk(sdk, gw, mock):
 
 
 def test_client_keep_alive(gw, mock):
-    """Two calls on one client connection."""
+    """Three calls on one client connection; each audit record counts its own
+    call's bytes, not the connection's so far."""
+    tasks = []
     with ProxyClient(gw.gateway, timeout=10) as c:
         for body, path in ((chat_body(), "/openai/v1/chat/completions"),
-                           (anth_body(), "/anthropic/v1/messages")):
+                           (anth_body(), "/anthropic/v1/messages"),
+                           (chat_body(), "/openai/v1/chat/completions")):
             data = json.dumps(body).encode()
+            task = "task-" + uuid.uuid4().hex[:8]
             r = c.request("POST", path, headers=[
                 ("Authorization", f"Bearer {DEMO_TOKEN}"), ANTHROPIC_VERSION,
+                ("x-task-id", task),
                 ("Content-Type", "application/json")], body=data, host=f"127.0.0.1:{gw.gateway}")
             assert r.status == 200, r
+            tasks.append((task, len(data), len(r.body)))
+    for task, up, down in tasks:
+        a = audit_for(gw, task)
+        assert (a["bytes_up"], a["bytes_down"]) == (up, down), (a, up, down)
 
 
 def test_upstream_connections_reused(gw, mock):
