@@ -26,9 +26,12 @@
  * does not fit, count a drop and return: they never block on I/O.  The
  * writer takes a snapshot of the used part, writes it with writev() without
  * holding the lock (producers never touch used bytes) and only then releases
- * the space.  When the queue empties head goes back to 0 so that an idle ring
- * touches few pages.  The writer writes when 64 KiB are queued, 100 ms after
- * it first saw pending data, on a sink switch and at close.
+ * the space.  When the queue empties head goes back to 0, and when at most
+ * AUDIT_COMPACT_BYTES remain after a write (lines queued while it ran) and
+ * they do not overlap the start, they are copied there, so the ring keeps
+ * resident about its largest backlog, not all of ring_cap.  The writer
+ * writes when 64 KiB are queued, 100 ms after it first saw pending data, on
+ * a sink switch and at close.
  *
  * Sink switch (audit_reopen, audit_reconfigure): the new sink is opened by the
  * caller, then queued in g.sw[] with the queue position of the switch (seq, in
@@ -67,6 +70,7 @@
 #endif
 #define AUDIT_BATCH_BYTES ((size_t)64 << 10) /* write as soon as this much is queued */
 #define AUDIT_FLUSH_MS 100                   /* ...or this long after data appeared */
+#define AUDIT_COMPACT_BYTES ((size_t)16 << 10) /* moved back to the start after a write */
 #define AUDIT_FILE_MODE 0640
 #define AUDIT_SWITCHES 4 /* sink switches pending at once */
 
@@ -879,7 +883,16 @@ static void *writer_main(void *arg)
         g.head = (head + n) % g.ring_cap;
         g.used -= n;
         g.deq_bytes += n;
-        if (g.used == 0) g.head = 0;
+        if (g.used == 0) {
+            g.head = 0;
+        } else if (g.used <= AUDIT_COMPACT_BYTES && g.head >= g.used &&
+                   g.head + g.used <= g.ring_cap) {
+            /* under steady load the queue is seldom empty when a write
+             * ends: move the few lines queued meanwhile to the start, or
+             * head would creep through (and keep resident) the whole ring */
+            memcpy(g.ring, g.ring + g.head, g.used);
+            g.head = 0;
+        }
         if (g.stop && g.used == 0 && g.nsw == 0) break;
     }
     pthread_mutex_unlock(&g.mu);

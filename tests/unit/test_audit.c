@@ -1209,7 +1209,10 @@ static void test_concurrent_writers(void **state)
 
     char *got = slurp(path, NULL);
     static bool seen[NTHREADS][PER_THREAD];
+    int last[NTHREADS];
     memset(seen, 0, sizeof seen);
+    for (int t = 0; t < NTHREADS; t++)
+        last[t] = -1;
     size_t lines = 0;
     char *save = NULL;
     for (char *l = strtok_r(got, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
@@ -1219,6 +1222,8 @@ static void test_concurrent_writers(void **state)
         assert_int_equal(sscanf(h, "\"host\":\"t%d-%d.example\"", &t, &i), 2);
         assert_true(t >= 0 && t < NTHREADS && i >= 0 && i < PER_THREAD);
         assert_false(seen[t][i]);
+        assert_true(i > last[t]); /* each producer's lines in the order it queued them */
+        last[t] = i;
         seen[t][i] = true;
         if (lines % 997 == 0) /* a sample: the whole check is slow under sanitizers */
             assert_true(json_valid(l));
