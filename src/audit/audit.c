@@ -68,8 +68,8 @@
 #ifndef AUDIT_QUEUE_BYTES
 #define AUDIT_QUEUE_BYTES ((size_t)16 << 20) /* ~45k typical lines of backlog */
 #endif
-#define AUDIT_BATCH_BYTES ((size_t)64 << 10) /* write as soon as this much is queued */
-#define AUDIT_FLUSH_MS 100                   /* ...or this long after data appeared */
+#define AUDIT_BATCH_BYTES ((size_t)64 << 10)   /* write as soon as this much is queued */
+#define AUDIT_FLUSH_MS 100                     /* ...or this long after data appeared */
 #define AUDIT_COMPACT_BYTES ((size_t)16 << 10) /* moved back to the start after a write */
 #define AUDIT_FILE_MODE 0640
 #define AUDIT_SWITCHES 4 /* sink switches pending at once */

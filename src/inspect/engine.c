@@ -627,8 +627,8 @@ static int compile_db(inspect_engine_t *e, const char *const *exprs, const unsig
     char *bytes = NULL;
     uint32_t *widths = NULL;
     int rc = -1;
-    if (read_all(pfd[0], &h, sizeof h) < 0 || h.len > COMPILE_REPLY_MAX ||
-        h.nrules != e->nrules || !(bytes = malloc(h.len + 1)) ||
+    if (read_all(pfd[0], &h, sizeof h) < 0 || h.len > COMPILE_REPLY_MAX || h.nrules != e->nrules ||
+        !(bytes = malloc(h.len + 1)) ||
         (h.ok && (!(widths = calloc(e->nrules + 1, sizeof *widths)) ||
                   read_all(pfd[0], widths, e->nrules * sizeof *widths) < 0)) ||
         read_all(pfd[0], bytes, h.len) < 0) {
