@@ -98,12 +98,17 @@ static int teardown(void **state)
     return 0;
 }
 
-static col_t scan(const char *text)
+static col_t scan_with(const inspect_engine_t *e, inspect_scratch_t *s, const char *text)
 {
     col_t c;
     memset(&c, 0, sizeof c);
-    assert_int_equal(inspect_scan_text(E, S, text, strlen(text), collect, &c), 0);
+    assert_int_equal(inspect_scan_text(e, s, text, strlen(text), collect, &c), 0);
     return c;
+}
+
+static col_t scan(const char *text)
+{
+    return scan_with(E, S, text);
 }
 
 static void test_finds_and_positions(void **state)
@@ -382,9 +387,7 @@ static void test_compile_in_child(void **state)
     if (rc < 0) fail_msg("%s", err);
     inspect_scratch_t *s = inspect_scratch_new(e);
     assert_non_null(s);
-    col_t got;
-    memset(&got, 0, sizeof got);
-    assert_int_equal(inspect_scan_text(e, s, text, strlen(text), collect, &got), 0);
+    col_t got = scan_with(e, s, text);
     assert_int_equal(got.n, want.n);
     for (int i = 0; i < want.n; i++) {
         assert_string_equal(got.f[i].rule_id, want.f[i].rule_id);
@@ -395,9 +398,7 @@ static void test_compile_in_child(void **state)
     assert_int_equal(inspect_rule_enable(e, "email", false), 0);
     inspect_scratch_free(s);
     s = inspect_scratch_new(e);
-    memset(&got, 0, sizeof got);
-    assert_int_equal(inspect_scan_text(e, s, text, strlen(text), collect, &got), 0);
-    assert_int_equal(got.n, 2);
+    assert_int_equal(scan_with(e, s, text).n, 2);
     inspect_scratch_free(s);
     inspect_engine_free(e);
 
