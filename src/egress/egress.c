@@ -193,7 +193,8 @@ void egress_record_emit(egress_record_t *r)
     metrics_egress_request(slot, d);
     if (!r->latency_recorded) metrics_egress_latency(dur / 1000.0);
     if (r->lim_ticket) { /* bytes both ways count against bytes_per_* */
-        lim_used_t used = {.bytes = r->bytes_up + r->bytes_down};
+        uint64_t moved = r->bytes_up + r->bytes_down;
+        lim_used_t used = {.bytes = moved > r->lim_metered ? moved - r->lim_metered : 0};
         lim_settle(r->lim_worker, r->lim_ticket, &used);
         r->lim_ticket = NULL;
     }

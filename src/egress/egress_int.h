@@ -39,8 +39,9 @@ typedef struct egress_record {
     uint64_t bytes_up, bytes_down;
     bool active;
     bool latency_recorded;
-    void *lim_ticket; /* lim_ticket_t: the request's reservation, settled at emit */
-    void *lim_worker; /* lim_worker_t of the worker that made it */
+    void *lim_ticket;     /* lim_ticket_t: the request's reservation, settled at emit */
+    void *lim_worker;     /* lim_worker_t of the worker that made it */
+    uint64_t lim_metered; /* bytes a running tunnel's meter calls already charged */
 } egress_record_t;
 
 void egress_record_emit(egress_record_t *r);

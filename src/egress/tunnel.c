@@ -15,6 +15,13 @@
  * until the destination drains it.  Memory per tunnel is two pipes
  * (TUNNEL_PIPE bytes each, in the kernel) and this struct.
  *
+ * Limits: when the CONNECT request holds a limits ticket, a timer offers the
+ * bytes moved since the last charge to the limiter every TUNNEL_METER_MS (a
+ * meter call: the workspace's byte rules, current windows, at most one
+ * pending); a refusal cuts the tunnel, or only marks the record under a
+ * monitor policy.  The ticket itself is settled when the record is emitted,
+ * with the request and the bytes no meter call took.
+ *
  * Ownership: the tunnel owns both socket fds (dup'ed from the libuv handles
  * of the HTTP connection, which closes its own copies), both pipes, the
  * pending ClientHello bytes and the audit record; everything is released in
@@ -29,11 +36,13 @@
 
 #include "core/log.h"
 #include "egress/egress_int.h"
+#include "limits/limiter.h"
 #include "metrics/metrics.h"
 #include "tls/clienthello.h"
 
 #define TUNNEL_PIPE (256 * 1024)
 #define HELLO_MAX (16 * 1024 + 5) /* one full TLS record */
+#define TUNNEL_METER_MS 1000      /* a running tunnel's bytes are charged this often */
 
 typedef struct tdir {
     int src, dst;
@@ -48,6 +57,9 @@ typedef struct tunnel {
     worker_t *w;
     uv_poll_t pc, pu;
     uv_timer_t timer;
+    uv_timer_t meter;          /* charges the bytes moved so far (limits on) */
+    lim_pending_t *meter_wait; /* a meter call the store has not answered */
+    uint64_t metering;         /* bytes that call charges */
     int cfd, ufd;
     tdir_t up, down; /* up: client → upstream; down: upstream → client */
     bool peeking;    /* still reading the client's first flight into `pending` */
@@ -341,6 +353,51 @@ static void on_tunnel_timer(uv_timer_t *h)
     uv_timer_start(&t->timer, on_tunnel_timer, next, 0);
 }
 
+/* The store answered a meter call: the bytes count in the current windows,
+ * or a byte limit is reached (the tunnel ends unless its policy monitors)
+ * or the store is down and fail_closed (the same).  Refused bytes stay
+ * uncharged: the next meter call offers them again, and the tunnel's own
+ * ticket counts what is left when it closes. */
+static void on_metered(void *ctx, lim_ticket_t *tk, const lim_result_t *res)
+{
+    tunnel_t *t = ctx;
+    t->meter_wait = NULL;
+    if (res->allowed) {
+        t->rec.lim_metered += t->metering;
+        lim_used_t used = {.bytes = t->metering};
+        lim_settle(t->w->lim, tk, &used);
+        return;
+    }
+    bool limit = res->status == 429;
+    snprintf(t->rec.rule, sizeof t->rec.rule, "%s", limit ? "rate_limit" : "limits_store");
+    if (t->opts.monitor) {
+        if (!t->rec.alert) t->rec.alert = limit ? "bytes_limit" : "limits_store";
+        return;
+    }
+    t->rec.decision = "deny";
+    t->rec.reason = res->reason;
+    log_info("egress: tunnel to %s cut: %s", t->host, res->message);
+    tunnel_close(t);
+}
+
+static void on_meter_timer(uv_timer_t *h)
+{
+    tunnel_t *t = h->data;
+    if (t->closing || t->meter_wait) return;
+    uint64_t moved = t->rec.bytes_up + t->rec.bytes_down;
+    if (moved <= t->rec.lim_metered) return;
+    t->metering = moved - t->rec.lim_metered;
+    lim_call_t lc = {
+        .cfg = t->rec.cfg, .ws = t->rec.ws, .egress = true, .meter = true, .bytes = t->metering};
+    lim_ticket_t *tk = NULL;
+    lim_pending_t *p = NULL;
+    lim_result_t res;
+    if (lim_check(t->w->lim, &lc, &tk, &res, on_metered, t, &p) == LIM_PENDING)
+        t->meter_wait = p;
+    else
+        on_metered(t, tk, &res);
+}
+
 static void tunnel_release(tunnel_t *t)
 {
     close(t->cfd);
@@ -368,10 +425,15 @@ static void tunnel_close(tunnel_t *t)
 {
     if (t->closing) return;
     t->closing = true;
-    t->open_handles = 3;
+    if (t->meter_wait) { /* its bytes go with the tunnel's own ticket */
+        lim_cancel(t->meter_wait);
+        t->meter_wait = NULL;
+    }
+    t->open_handles = 4;
     uv_close((uv_handle_t *)&t->pc, on_tunnel_handle_closed);
     uv_close((uv_handle_t *)&t->pu, on_tunnel_handle_closed);
     uv_close((uv_handle_t *)&t->timer, on_tunnel_handle_closed);
+    uv_close((uv_handle_t *)&t->meter, on_tunnel_handle_closed);
 }
 
 int tunnel_start(worker_t *w, int client_fd, int upstream_fd, const char *pending, size_t npending,
@@ -419,7 +481,10 @@ int tunnel_start(worker_t *w, int client_fd, int upstream_fd, const char *pendin
         return -1;
     }
     uv_timer_init(&w->loop, &t->timer);
-    t->pu.data = t->timer.data = t;
+    uv_timer_init(&w->loop, &t->meter);
+    t->pu.data = t->timer.data = t->meter.data = t;
+    if (t->rec.lim_ticket && w->lim)
+        uv_timer_start(&t->meter, on_meter_timer, TUNNEL_METER_MS, TUNNEL_METER_MS);
     t->last_activity_ms = now_ms(t);
     t->hello_deadline_ms = t->last_activity_ms + opts->hello_timeout_ms;
     uv_timer_start(&t->timer, on_tunnel_timer,

@@ -176,6 +176,7 @@ typedef struct bt_sent {
 struct lim_ticket {
     lim_shared_t *sh;
     bool egress;
+    bool meter;   /* bytes only: no request is counted */
     bool counted; /* false: fail_open, nothing reserved */
     lim_resv_t *resv;
     size_t n;
@@ -550,8 +551,14 @@ static size_t call_scopes(lim_shared_t *sh, const lim_call_t *call, call_scope_t
         const char *team = ws->team ? ws->team : ws->group;
         if (team && scope_set(&sc[n], CONFIG_LIM_TEAM, team)) n++;
     }
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
         scope_rules(sh, call->cfg, &sc[i]);
+        if (!call->meter) continue;
+        size_t k = 0; /* a meter call checks the byte rules only */
+        for (size_t j = 0; j < sc[i].nrules; j++)
+            if (sc[i].rules[j].metric == LIM_BYTES) sc[i].rules[k++] = sc[i].rules[j];
+        sc[i].nrules = k;
+    }
     return n;
 }
 
@@ -721,6 +728,7 @@ static lim_ticket_t *ticket_new(lim_shared_t *sh, const lim_call_t *call)
     if (!t) return NULL;
     t->sh = sh;
     t->egress = call->egress;
+    t->meter = call->egress && call->meter;
     t->counted = true;
     const config_workspace_t *ws = call->ws;
     lim_usage_row_t *r = &t->row;
@@ -813,7 +821,7 @@ int lim_check(lim_worker_t *w, const lim_call_t *call, lim_ticket_t **tout, lim_
         for (size_t k = 0; k < sc[i].nrules; k++)
             if (sc[i].rules[k].metric == LIM_COST) cost_rule = true;
 
-    lim_amount_t est = {.v = {1, 0, 0, 0}};
+    lim_amount_t est = {.v = {t->meter ? 0 : 1, 0, 0, t->meter ? call->bytes : 0}};
     if (!call->egress) {
         const char *model = call->model ? call->model : "";
         const lim_price_t *pr =
@@ -1101,7 +1109,7 @@ void lim_settle(lim_worker_t *w, lim_ticket_t *t, const lim_used_t *used)
     lim_shared_t *sh = t->sh;
     lim_amount_t act = {0};
     if (used) {
-        act.v[LIM_REQUESTS] = 1;
+        act.v[LIM_REQUESTS] = t->meter ? 0 : 1;
         act.v[LIM_TOKENS] = used->input + used->output;
         act.v[LIM_COST] = t->egress
                               ? 0

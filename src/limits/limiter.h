@@ -80,6 +80,9 @@ typedef struct lim_call {
     uint64_t est_input;   /* LLM: estimated prompt tokens */
     uint64_t est_output;  /* LLM: max_tokens (or the default estimate) */
     bool egress;          /* an egress proxy request, not an LLM call */
+    bool meter;           /* egress: bytes a running tunnel moved since its last charge; only
+                             the byte rules apply, in the current windows, no request counted */
+    uint64_t bytes;       /* meter: those bytes */
 } lim_call_t;
 
 #define LIM_REASON_RATE "cdeguard_rate_limited"
@@ -120,8 +123,10 @@ typedef struct lim_used {
 } lim_used_t;
 
 /* Release the reservation and count what was used (NULL: nothing was, the
- * call did not go out); frees t.  An egress tunnel's bytes count when it
- * closes. */
+ * call did not go out); frees t.  A running egress tunnel is charged by
+ * meter calls (lim_call_t.meter) checked and settled as it goes; its own
+ * ticket, settled when it closes, counts the request and the bytes no meter
+ * call took. */
 void lim_settle(lim_worker_t *w, lim_ticket_t *t, const lim_used_t *used);
 
 /* ---- reports and administration (main thread or thread pool) ---- */

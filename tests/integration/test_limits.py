@@ -49,6 +49,7 @@ import json
 import os
 import re
 import socket
+import ssl
 import subprocess
 import threading
 import time
@@ -74,7 +75,10 @@ from conftest import (
     policy,
     proxy_get,
     SharedDaemon,
+    TLS_HOST,
+    open_tunnel,
     require_bin,
+    tls_over,
     to_yaml,
     use_shared,
     wait_for,
@@ -1000,6 +1004,79 @@ def test_egress_rate_and_byte_limits(emb, net):
     assert proxy_get(emb, f"{url}?lim-egress=again").status == 200
 
 
+def _read_body(t, n, pause=0.0, deadline=20.0) -> int:
+    """Read an HTTP response of n body bytes from t (head included); the bytes
+    read before EOF, a reset or the deadline."""
+    got, end = 0, time.monotonic() + deadline
+    while time.monotonic() < end:
+        try:
+            b = t.recv(65536)
+        except (ssl.SSLError, OSError):
+            break
+        if not b:
+            break
+        got += len(b)
+        if pause:
+            time.sleep(pause)
+    return got
+
+
+def test_egress_tunnel_charged_while_open(emb, net):
+    """13. A tunnel's bytes are charged to the minute they move in, while it
+    runs: one opened in the minute before sees its download counted in the
+    current minute's bytes_per_minute before it closes."""
+    clock = emb.clock
+    clock.fresh_minute()
+    c, r = open_tunnel(emb, f"{TLS_HOST}:{net.tls.port}")
+    with c:
+        assert r.status == 200, r
+        t = tls_over(c, net.ca, TLS_HOST, timeout=20)
+        clock.advance(60)
+        n = 600000
+        t.sendall(f"GET /big?n={n} HTTP/1.1\r\nHost: origin.test\r\n\r\n".encode())
+        assert _read_body(t, n, deadline=10) >= n
+        # the tunnel is still open (the client has not closed its side)
+        assert wait_for(lambda: budget(emb, "egress", "local", "bytes_per_minute")["used"] >= n,
+                        5), budget(emb, "egress", "local", "bytes_per_minute")
+        t.close()
+    clock.advance(60)
+
+
+def _tunnel_cut_at_byte_limit(d, net, others=()):
+    """A tunnel through d that moves more than bytes_per_minute (1MB) is cut
+    within about a second, recorded as a rate_limit denial, and the bytes it
+    moved exhaust the minute for the workspace's next request (through d and
+    through the other replicas sharing its store)."""
+    d.clock.fresh_minute()
+    c, r = open_tunnel(d, f"{TLS_HOST}:{net.tls.port}")
+    with c:
+        assert r.status == 200, r
+        port = c.sock.getsockname()[1]
+        t = tls_over(c, net.ca, TLS_HOST, timeout=20)
+        n = 64 * 1024 * 1024
+        t.sendall(f"GET /big?n={n} HTTP/1.1\r\nHost: origin.test\r\n\r\n".encode())
+        t0 = time.monotonic()
+        got = _read_body(t, n, pause=0.005)
+        took = time.monotonic() - t0
+    assert got < n, f"a {n}-byte download went through a 1MB/minute limit ({took:.1f} s)"
+    assert took < 10, f"the tunnel was cut after {took:.1f} s"
+    recs = d.wait_audit(lambda x: x.get("client") == f"127.0.0.1:{port}", timeout=5)
+    assert recs, "no audit record for the tunnel"
+    rec = recs[0]
+    assert (rec["decision"], rec["rule"], rec["reason"]) == (
+        "deny", "rate_limit", "cdeguard_rate_limited"), rec
+    assert 1000000 < rec["bytes_down"] < n, rec
+    for x in (d, *others):
+        r = proxy_get(x, f"http://{ORIGIN_HOST}:{net.http.port}/small?lim-egress=after-cut")
+        assert r.status == 429 and b"bytes_per_minute" in r.body, r
+    d.clock.advance(60)
+
+
+def test_egress_tunnel_cut_at_byte_limit(emb, net):
+    """14. The embedded store: see _tunnel_cut_at_byte_limit."""
+    _tunnel_cut_at_byte_limit(emb, net)
+
+
 # =========================================================================== persistence and CLI
 
 
@@ -1204,7 +1281,7 @@ R1_MAX, R1_EST = 500, 100
 
 
 @pytest.fixture(scope="module")
-def redis_env(tmp_path_factory, mock, gw_pki):
+def redis_env(tmp_path_factory, mock, gw_pki, net):
     """redis-server + replicas A (fail_closed) and B (fail_open), one key prefix,
     one test clock."""
     base = tmp_path_factory.mktemp("lim-redis")
@@ -1227,8 +1304,9 @@ def redis_env(tmp_path_factory, mock, gw_pki):
                            "ws-r2": {"requests_per_minute": 4},
                            "ws-r3": {"requests_per_minute": 2},
                            "ws-r4": {"requests_per_minute": 2}},
+            "egress": {"local": {"bytes_per_minute": "1MB"}},
         }
-        d.start(lim_config(d, mock, gw_pki, limits=limits, clock=clock,
+        d.start(lim_config(d, mock, gw_pki, limits=limits, clock=clock, net=net,
                            workspaces=lim_workspaces(*REDIS_WORKSPACES)), wait=False)
         return d
 
@@ -1315,6 +1393,12 @@ def test_redis_per_minute_reset_with_clock(rx, mock):
     assert call(rx.a, "ws-r3", max_tokens=10).status == 200
     assert call(rx.b, "ws-r3", max_tokens=10).status == 429
     assert call(rx.a, "ws-r3", max_tokens=10).status == 429
+
+
+def test_redis_tunnel_cut_at_byte_limit(rx, net):
+    """A tunnel's meter calls go through Redis (answered later, on the loop):
+    the same cut, and replica B refuses the next request too."""
+    _tunnel_cut_at_byte_limit(rx.a, net, others=[rx.b])
 
 
 def test_redis_settlement_survives_shutdown(rx, mock, daemon_factory, gw_pki):
