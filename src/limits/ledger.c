@@ -21,6 +21,7 @@ typedef struct counter {
     lim_window_t period;
     int64_t start, end;
     uint64_t used, reserved;
+    uint32_t holders; /* live reservation items pointing here (amounts may be 0) */
     bool soft_fired;
     uint64_t loaded_past_soft; /* used as loaded at start: a threshold below it was told before */
 } counter_t;
@@ -206,8 +207,10 @@ int lim_ledger_reserve(lim_ledger_t *l, const lim_scope_t *scopes, size_t nscope
         }
     }
     /* pass 2: every rule had room: hold the estimate everywhere */
-    for (size_t i = 0; i < r->n; i++)
+    for (size_t i = 0; i < r->n; i++) {
         r->items[i].c->reserved = sat_add(r->items[i].c->reserved, r->items[i].amount);
+        r->items[i].c->holders++;
+    }
     pthread_mutex_unlock(&l->mu);
     *out = r;
     return LIM_OK;
@@ -222,6 +225,7 @@ void lim_ledger_settle(lim_ledger_t *l, lim_resv_t *r, const lim_amount_t *actua
         resv_item_t *it = &r->items[i];
         counter_t *c = it->c;
         c->reserved = c->reserved >= it->amount ? c->reserved - it->amount : 0;
+        c->holders--;
         if (!actual) continue;
         uint64_t before = c->used;
         c->used = sat_add(c->used, actual->v[it->rule_copy.metric]);
@@ -264,7 +268,7 @@ size_t lim_ledger_expire(lim_ledger_t *l, int64_t now)
         counter_t **pp = &l->buckets[i];
         while (*pp) {
             counter_t *c = *pp;
-            if (c->end <= now && c->reserved == 0) {
+            if (c->end <= now && c->holders == 0) {
                 *pp = c->next;
                 free(c->scope);
                 free(c);

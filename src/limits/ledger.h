@@ -22,12 +22,12 @@
  * rules of a scope must not share a metric and a period; windows are
  * computed by the caller (limits/window) and passed in, so the ledger has no
  * clock or time zone of its own.  lim_ledger_expire() drops counters of
- * windows that have ended and have nothing reserved.
+ * windows that have ended and that no reservation points to.
  *
  * Threads: one mutex per ledger; every call takes it once.  Memory: the
  * ledger owns its counters and reservations; scope keys are copied.  A
- * reservation is freed by settle (or lim_ledger_release); counters it points
- * to are kept alive by its reserved amounts.
+ * reservation is freed by settle; the counters it points to stay alive until
+ * then, whatever it reserved on them (an egress request reserves 0 bytes).
  */
 #ifndef CDEGUARD_LIMITS_LEDGER_H
 #define CDEGUARD_LIMITS_LEDGER_H

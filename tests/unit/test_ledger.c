@@ -223,6 +223,32 @@ static void test_expire(void **state)
     lim_ledger_free(l);
 }
 
+/* A reservation of 0 on a rule (an egress request reserves no bytes) still
+ * pins the counter: it outlives its window until settled, and the settle
+ * lands on it (a freed counter here was a use-after-free under ASan). */
+static void test_zero_reservation_pins_counter(void **state)
+{
+    (void)state;
+    lim_ledger_t *l = lim_ledger_new();
+    lim_rule_t r = {LIM_BYTES, LIM_WIN_MINUTE, 1000, 0};
+    lim_amount_t none = {{1, 0, 0, 0}}, moved = {{1, 0, 0, 400}};
+    int64_t now = 3000000;
+    lim_spans_t sp = spans_at(now);
+    lim_scope_t s = {"egress:local", &r, 1};
+    lim_resv_t *x = NULL;
+    assert_int_equal(lim_ledger_reserve(l, &s, 1, &none, &sp, now, &x, NULL), LIM_OK);
+    assert_int_equal(lim_ledger_expire(l, sp.end[LIM_WIN_MINUTE] + 3600), 0);
+    assert_int_equal(lim_ledger_counters(l), 1);
+    lim_ledger_settle(l, x, &moved, NULL, NULL, NULL);
+    uint64_t used, resv;
+    lim_ledger_peek(l, "egress:local", LIM_BYTES, LIM_WIN_MINUTE, sp.start[LIM_WIN_MINUTE], &used,
+                    &resv);
+    assert_int_equal(used, 400);
+    assert_int_equal(resv, 0);
+    assert_int_equal(lim_ledger_expire(l, sp.end[LIM_WIN_MINUTE] + 3600), 1);
+    lim_ledger_free(l);
+}
+
 static void test_invalid(void **state)
 {
     (void)state;
@@ -294,13 +320,10 @@ static void test_concurrent_no_overspend(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_request_rate),
-        cmocka_unit_test(test_budget_reservations),
-        cmocka_unit_test(test_all_or_nothing),
-        cmocka_unit_test(test_soft_threshold_once),
-        cmocka_unit_test(test_expire),
-        cmocka_unit_test(test_invalid),
-        cmocka_unit_test(test_concurrent_no_overspend),
+        cmocka_unit_test(test_request_rate),   cmocka_unit_test(test_budget_reservations),
+        cmocka_unit_test(test_all_or_nothing), cmocka_unit_test(test_soft_threshold_once),
+        cmocka_unit_test(test_expire),         cmocka_unit_test(test_zero_reservation_pins_counter),
+        cmocka_unit_test(test_invalid),        cmocka_unit_test(test_concurrent_no_overspend),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
